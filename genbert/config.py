@@ -1,0 +1,112 @@
+"""One typed config for every genbert model, with `transformers.BertConfig` field names."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+MASK_SCHEMES = ("bidirectional", "causal", "prefix")
+DECODER_INITS = ("random", "bert", "shared")
+
+
+@dataclass
+class DecoderConfig:
+    """The optional BART-style decoder. Sizes not given here equal the encoder's.
+
+    `share_encoder_weights` is BERTShare: decoder self-attention and feed-forward weights
+    are the encoder layers' own tensors; only cross-attention is separate.
+    """
+
+    num_hidden_layers: int = 2
+    init: str = "random"  # how it was initialised: random | bert | shared (recorded, informative)
+    share_encoder_weights: bool = False
+
+    def __post_init__(self) -> None:
+        if self.init not in DECODER_INITS:
+            raise ValueError(f"decoder init must be one of {DECODER_INITS}, got {self.init!r}")
+        if self.num_hidden_layers < 1:
+            raise ValueError(f"decoder num_hidden_layers must be >= 1, got {self.num_hidden_layers}")
+
+
+@dataclass
+class GenBertConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    pad_token_id: int = 0
+    cls_token_id: int = 101
+    sep_token_id: int = 102  # ends a generated sequence unless eos_token_id says otherwise
+    mask_token_id: int = 103
+    eos_token_id: Optional[int] = None
+    decoder_start_token_id: Optional[int] = None
+    mask_scheme: str = "bidirectional"
+    decoder: Optional[DecoderConfig] = None
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form metadata (training settings, ...)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.decoder, dict):
+            self.decoder = DecoderConfig(**self.decoder)
+        if self.mask_scheme not in MASK_SCHEMES:
+            raise ValueError(f"mask_scheme must be one of {MASK_SCHEMES}, got {self.mask_scheme!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads ({self.num_attention_heads})"
+            )
+        for name in ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id"):
+            v = getattr(self, name)
+            if v is None or not 0 <= v < self.vocab_size:
+                raise ValueError(f"{name}={v} must be a token id in [0, vocab_size={self.vocab_size})")
+        if self.decoder is not None:
+            if self.decoder_start_token_id is None:
+                self.decoder_start_token_id = self.cls_token_id
+            if not 0 <= self.decoder_start_token_id < self.vocab_size:
+                raise ValueError(f"decoder_start_token_id={self.decoder_start_token_id} is outside the vocabulary")
+            if self.decoder.share_encoder_weights and self.decoder.num_hidden_layers != self.num_hidden_layers:
+                raise ValueError("a decoder sharing the encoder's weights needs as many layers as the encoder")
+
+    @property
+    def is_encoder_decoder(self) -> bool:
+        return self.decoder is not None
+
+    @property
+    def generation_eos_token_id(self) -> int:
+        return self.sep_token_id if self.eos_token_id is None else self.eos_token_id
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model_type"] = "genbert"
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GenBertConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def to_json_file(self, path: str | os.PathLike) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    @classmethod
+    def from_json_file(cls, path: str | os.PathLike) -> "GenBertConfig":
+        with open(path, encoding="utf-8") as f:
+            try:
+                d = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: not valid JSON ({e})") from None
+        return cls.from_dict(d)

@@ -1,0 +1,89 @@
+"""Attention-mask schemes: small pure functions, one convention everywhere.
+
+Every function returns a boolean mask of shape (batch, q_len, k_len): True = may attend.
+Inputs: `attention_mask` (B, T) with 1 for real tokens and 0 for padding (None = all real);
+`token_type_ids` (B, T) with 0 = source and 1 = target (only the prefix scheme reads it).
+Query rows that could see nothing (e.g. an all-padding row) are allowed to see themselves
+so that softmax never produces NaN; real tokens are never affected by that.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+
+def _keys(attention_mask: Optional[Tensor], input_shape: tuple[int, int], device) -> Tensor:
+    """(B, 1, T) True where the key is a real token."""
+    if attention_mask is None:
+        return torch.ones(input_shape[0], 1, input_shape[1], dtype=torch.bool, device=device)
+    return attention_mask.bool()[:, None, :]
+
+
+def _tril(t: int, device) -> Tensor:
+    return torch.ones(t, t, dtype=torch.bool, device=device).tril()
+
+
+def _no_empty_rows(mask: Tensor) -> Tensor:
+    empty = ~mask.any(-1, keepdim=True)
+    if bool(empty.any()):
+        eye = torch.eye(mask.shape[-2], mask.shape[-1], dtype=torch.bool, device=mask.device)
+        mask = mask | (empty & eye)
+    return mask
+
+
+def bidirectional(input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                  token_type_ids: Optional[Tensor] = None) -> Tensor:
+    """Every token sees every real token (BERT)."""
+    b, t = input_ids.shape[:2]
+    return _no_empty_rows(_keys(attention_mask, (b, t), input_ids.device).expand(b, t, t))
+
+
+def causal(input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+           token_type_ids: Optional[Tensor] = None) -> Tensor:
+    """A token sees itself and the real tokens before it (left-to-right LM)."""
+    b, t = input_ids.shape[:2]
+    return _no_empty_rows(_keys(attention_mask, (b, t), input_ids.device) & _tril(t, input_ids.device))
+
+
+def anti_causal(input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                token_type_ids: Optional[Tensor] = None) -> Tensor:
+    """A token sees itself and the real tokens after it (right-to-left LM, UniLM pretraining)."""
+    b, t = input_ids.shape[:2]
+    return _no_empty_rows(_keys(attention_mask, (b, t), input_ids.device) & _tril(t, input_ids.device).T)
+
+
+def prefix(input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+           token_type_ids: Optional[Tensor] = None) -> Tensor:
+    """UniLM seq2seq: source (segment 0) tokens see all source tokens; a target (segment 1)
+    token sees all source tokens and the targets at or before it."""
+    b, t = input_ids.shape[:2]
+    keys = _keys(attention_mask, (b, t), input_ids.device)
+    if token_type_ids is None:  # no target segment: plain bidirectional encoding of a source
+        return _no_empty_rows(keys.expand(b, t, t))
+    is_tgt = token_type_ids.bool()
+    src_k = ~is_tgt[:, None, :]
+    tgt_q = is_tgt[:, :, None]
+    return _no_empty_rows(keys & (src_k | (tgt_q & _tril(t, input_ids.device))))
+
+
+SCHEMES: dict[str, Callable[..., Tensor]] = {
+    "bidirectional": bidirectional,
+    "causal": causal,
+    "prefix": prefix,
+    "anti_causal": anti_causal,
+}
+
+
+def get_mask_fn(name: str) -> Callable[..., Tensor]:
+    try:
+        return SCHEMES[name]
+    except KeyError:
+        raise ValueError(f"unknown mask scheme {name!r}; choose one of {sorted(SCHEMES)}") from None
+
+
+def build_mask(scheme: str, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+               token_type_ids: Optional[Tensor] = None) -> Tensor:
+    """The (B, T, T) boolean mask of the named scheme."""
+    return get_mask_fn(scheme)(input_ids, attention_mask, token_type_ids)
