@@ -22,6 +22,7 @@ class DecoderConfig:
     num_hidden_layers: int = 2
     init: str = "random"  # how it was initialised: random | bert | shared (recorded, informative)
     share_encoder_weights: bool = False
+    share_word_embeddings: bool = True  # decoder input embeddings (and tied LM head) = the encoder's
 
     def __post_init__(self) -> None:
         if self.init not in DECODER_INITS:
@@ -45,9 +46,10 @@ class GenBertConfig:
     layer_norm_eps: float = 1e-12
     initializer_range: float = 0.02
     pad_token_id: int = 0
-    cls_token_id: int = 101
-    sep_token_id: int = 102  # ends a generated sequence unless eos_token_id says otherwise
-    mask_token_id: int = 103
+    # None = BERT's WordPiece ids (101/102/103) when the vocabulary holds them, else 1/2/3
+    cls_token_id: Optional[int] = None
+    sep_token_id: Optional[int] = None  # ends a generated sequence unless eos_token_id says otherwise
+    mask_token_id: Optional[int] = None
     eos_token_id: Optional[int] = None
     decoder_start_token_id: Optional[int] = None
     mask_scheme: str = "bidirectional"
@@ -55,6 +57,10 @@ class GenBertConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form metadata (training settings, ...)
 
     def __post_init__(self) -> None:
+        defaults = (101, 102, 103) if self.vocab_size > 103 else (1, 2, 3)
+        for name, default in zip(("cls_token_id", "sep_token_id", "mask_token_id"), defaults):
+            if getattr(self, name) is None:
+                setattr(self, name, default)
         if isinstance(self.decoder, dict):
             self.decoder = DecoderConfig(**self.decoder)
         if self.mask_scheme not in MASK_SCHEMES:

@@ -1,0 +1,83 @@
+"""One multi-head attention module for self- and cross-attention, and BERT's feed-forward block.
+
+Both are post-LayerNorm residual blocks, as in BERT: `norm(x + dropout(sublayer(x)))`.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .cache import KVCache
+from .config import GenBertConfig
+
+ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x),
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+}
+
+
+class Attention(nn.Module):
+    """Multi-head attention. Self-attention when `memory` is None, else cross-attention over it."""
+
+    def __init__(self, config: GenBertConfig):
+        super().__init__()
+        h = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.query = nn.Linear(h, h)
+        self.key = nn.Linear(h, h)
+        self.value = nn.Linear(h, h)
+        self.out = nn.Linear(h, h)
+        self.norm = nn.LayerNorm(h, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.attn_dropout = config.attention_probs_dropout_prob
+
+    def _heads(self, x: Tensor) -> Tensor:
+        b, t, h = x.shape
+        return x.view(b, t, self.num_heads, h // self.num_heads).transpose(1, 2)
+
+    def project_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values of `memory` (B, S, hidden), each (B, heads, S, head_dim)."""
+        return self._heads(self.key(memory)), self._heads(self.value(memory))
+
+    def forward(self, x: Tensor, mask: Tensor, memory: Optional[Tensor] = None,
+                kv: Optional[tuple[Tensor, Tensor]] = None,
+                cache: Optional[KVCache] = None, layer: int = 0) -> Tensor:
+        """x: (B, T, hidden); mask: bool (B, T, S), True = may attend, S = key length
+        (cached keys included). `kv` gives precomputed keys/values (cross-attention while decoding);
+        with `cache`, new self-attention keys/values are written at `cache.length` and all cached
+        ones are attended to. Returns (B, T, hidden)."""
+        q = self._heads(self.query(x))
+        if kv is not None:
+            k, v = kv
+        else:
+            k, v = self.project_kv(x if memory is None else memory)
+            if cache is not None:
+                k, v = cache.update(layer, k, v)
+        a = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask[:, None], dropout_p=self.attn_dropout if self.training else 0.0
+        )
+        a = a.transpose(1, 2).reshape(x.shape)
+        return self.norm(x + self.dropout(self.out(a)))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: GenBertConfig):
+        super().__init__()
+        if config.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"hidden_act must be one of {sorted(ACTIVATIONS)}, got {config.hidden_act!r}")
+        self.act = ACTIVATIONS[config.hidden_act]
+        self.up = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.down = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, T, hidden) -> (B, T, hidden)."""
+        return self.norm(x + self.dropout(self.down(self.act(self.up(x)))))

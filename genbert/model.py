@@ -1,0 +1,228 @@
+"""GenBert: one BERT encoder core, a mask scheme chosen by name, and an optional decoder."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import masks
+from .cache import KVCache
+from .config import GenBertConfig
+from .decoder import Decoder
+from .encoder import Embeddings, Encoder
+from .heads import LMHead, NSPHead
+
+
+@dataclass
+class GenBertOutput:
+    loss: Optional[Tensor] = None
+    logits: Optional[Tensor] = None  # (B, T, vocab); None when compute_logits=False
+    nsp_logits: Optional[Tensor] = None  # (B, 2), bidirectional scheme only
+    hidden_states: Optional[Tensor] = None  # (B, T, hidden): encoder output, or decoder output
+    encoder_hidden_states: Optional[Tensor] = None  # (B, S, hidden) for encoder-decoder models
+
+
+class GenBert(nn.Module):
+    """BERT (embeddings, post-LN encoder, tied MLM head, NSP head) plus an optional decoder.
+
+    Encoder-only models generate through their mask scheme (`causal`, `prefix`); with
+    `config.decoder` set, the encoder reads the source bidirectionally and the decoder writes.
+    """
+
+    def __init__(self, config: GenBertConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.encoder = Encoder(config)
+        self.lm_head = LMHead(config, self.embeddings.word)
+        self.nsp_head = NSPHead(config)
+        self.decoder: Optional[Decoder] = None
+        if config.decoder is not None:
+            if config.decoder.share_encoder_weights:  # BERTShare: only cross-attention is new
+                self.decoder = Decoder(config, encoder=self.encoder, embeddings=self.embeddings,
+                                       lm_head=self.lm_head)
+            else:
+                word = self.embeddings.word if config.decoder.share_word_embeddings else None
+                self.decoder = Decoder(config, word_embeddings=word)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=std)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, LMHead):
+            nn.init.zeros_(module.bias)
+
+    # ------------------------------------------------------------------ inputs and masks
+    def check_input_ids(self, input_ids: Tensor, name: str = "input_ids") -> None:
+        if input_ids.dim() != 2:
+            raise ValueError(f"{name} must be (batch, length), got shape {tuple(input_ids.shape)}")
+        limit = self.config.max_position_embeddings
+        if input_ids.shape[1] > limit:
+            raise ValueError(f"{name} has length {input_ids.shape[1]} > max_position_embeddings={limit}")
+        if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size):
+            raise ValueError(f"{name} holds token ids outside [0, vocab_size={self.config.vocab_size})")
+
+    def build_mask(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                   token_type_ids: Optional[Tensor] = None, scheme: Optional[str] = None) -> Tensor:
+        """bool (B, T, T): the configured scheme's mask, or `attention_mask` itself if it is 3-D."""
+        if attention_mask is not None and attention_mask.dim() == 3:
+            return attention_mask.bool()
+        return masks.build_mask(scheme or self.config.mask_scheme, input_ids, attention_mask, token_type_ids)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, input_ids: Tensor, token_type_ids: Optional[Tensor] = None,
+                attention_mask: Optional[Tensor] = None, labels: Optional[Tensor] = None,
+                position_ids: Optional[Tensor] = None, next_sentence_label: Optional[Tensor] = None,
+                decoder_input_ids: Optional[Tensor] = None, decoder_attention_mask: Optional[Tensor] = None,
+                shift_labels: Optional[bool] = None, label_smoothing: float = 0.0,
+                compute_logits: bool = True) -> GenBertOutput:
+        """input_ids: (B, T). attention_mask: (B, T) padding (1 = real), or an explicit bool
+        (B, T, T) mask. labels: (B, T) with -100 ignored; for causal/prefix models logits at t
+        predict labels at t+1 (set `shift_labels=False` for aligned, MLM-style labels).
+        `compute_logits=False` projects onto the vocabulary only where a label exists."""
+        self.check_input_ids(input_ids)
+        if self.decoder is not None:
+            return self._forward_seq2seq(input_ids, attention_mask, token_type_ids, labels,
+                                         decoder_input_ids, decoder_attention_mask, label_smoothing,
+                                         compute_logits)
+        mask = self.build_mask(input_ids, attention_mask, token_type_ids)
+        hidden = self.encoder(self.embeddings(input_ids, token_type_ids, position_ids), mask)
+        out = GenBertOutput(hidden_states=hidden)
+        if self.config.mask_scheme == "bidirectional":
+            out.nsp_logits = self.nsp_head(hidden)
+        if shift_labels is None:
+            shift_labels = self.config.mask_scheme != "bidirectional"
+        out.loss, out.logits = self._lm_loss(self.lm_head, hidden, labels, shift_labels,
+                                             label_smoothing, compute_logits)
+        if next_sentence_label is not None:
+            if out.nsp_logits is None:
+                out.nsp_logits = self.nsp_head(hidden)
+            nsp_loss = F.cross_entropy(out.nsp_logits.float(), next_sentence_label.view(-1))
+            out.loss = nsp_loss if out.loss is None else out.loss + nsp_loss
+        return out
+
+    @staticmethod
+    def _lm_loss(head: LMHead, hidden: Tensor, labels: Optional[Tensor], shift: bool,
+                 label_smoothing: float, compute_logits: bool) -> tuple[Optional[Tensor], Optional[Tensor]]:
+        logits = head(hidden) if compute_logits or labels is None else None
+        if labels is None:
+            return None, logits
+        if shift:
+            hidden, labels = hidden[:, :-1], labels[:, 1:]
+        if logits is not None:
+            scores = (logits[:, :-1] if shift else logits).reshape(-1, logits.shape[-1])
+            targets = labels.reshape(-1)
+        else:  # fast path: the vocabulary projection only where a label exists
+            keep = labels != -100
+            scores, targets = head(hidden[keep]), labels[keep]
+        loss = F.cross_entropy(scores.float(), targets, ignore_index=-100, label_smoothing=label_smoothing)
+        return loss, logits
+
+    def shift_right(self, labels: Tensor) -> Tensor:
+        """Teacher forcing inputs: `decoder_start_token_id` then labels[:-1] (-100 -> pad)."""
+        start = torch.full_like(labels[:, :1], self.config.decoder_start_token_id)
+        shifted = torch.cat([start, labels[:, :-1]], dim=1)
+        return shifted.masked_fill(shifted == -100, self.config.pad_token_id)
+
+    def encode(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+               token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None) -> Tensor:
+        """Encoder output (B, S, hidden) under the configured scheme."""
+        mask = self.build_mask(input_ids, attention_mask, token_type_ids)
+        return self.encoder(self.embeddings(input_ids, token_type_ids, position_ids), mask)
+
+    def _forward_seq2seq(self, input_ids, attention_mask, token_type_ids, labels, decoder_input_ids,
+                         decoder_attention_mask, label_smoothing, compute_logits) -> GenBertOutput:
+        if attention_mask is not None and attention_mask.dim() == 3:
+            raise ValueError("encoder-decoder models take a 2-D (batch, length) attention_mask")
+        if decoder_input_ids is None:
+            if labels is None:
+                raise ValueError("encoder-decoder forward needs decoder_input_ids or labels")
+            decoder_input_ids = self.shift_right(labels)
+            if decoder_attention_mask is None:
+                decoder_attention_mask = decoder_input_ids.ne(self.config.pad_token_id)
+                decoder_attention_mask[:, 0] = True
+        self.check_input_ids(decoder_input_ids, "decoder_input_ids")
+        memory = self.encode(input_ids, attention_mask, token_type_ids)
+        b, t = decoder_input_ids.shape
+        self_mask = masks.causal(decoder_input_ids, decoder_attention_mask)
+        cross_mask = self._cross_mask(attention_mask, b, t, memory.shape[1], memory.device)
+        hidden = self.decoder(decoder_input_ids, self_mask, memory, cross_mask)
+        if labels is not None:  # padding in the labels never counts
+            labels = labels.masked_fill(labels == self.config.pad_token_id, -100)
+        loss, logits = self._lm_loss(self.decoder.lm_head, hidden, labels, False, label_smoothing, compute_logits)
+        return GenBertOutput(loss=loss, logits=logits, hidden_states=hidden, encoder_hidden_states=memory)
+
+    @staticmethod
+    def _cross_mask(attention_mask: Optional[Tensor], b: int, t: int, s: int, device) -> Tensor:
+        if attention_mask is None:
+            return torch.ones(b, t, s, dtype=torch.bool, device=device)
+        return attention_mask.bool()[:, None, :].expand(b, t, s)
+
+    # ------------------------------------------------------------------ cached decoding steps
+    def new_cache(self, batch_size: int, max_length: int) -> KVCache:
+        """A KV cache for the stack that generates (the decoder if any, else the encoder)."""
+        c = self.config
+        n = len(self.decoder.layers) if self.decoder is not None else c.num_hidden_layers
+        p = self.embeddings.word.weight
+        dtype = torch.get_autocast_dtype(p.device.type) if torch.is_autocast_enabled(p.device.type) else p.dtype
+        return KVCache(n, batch_size, c.num_attention_heads, max_length, c.head_dim, dtype, p.device)
+
+    def step(self, input_ids: Tensor, position_ids: Tensor, token_type_ids: Optional[Tensor],
+             mask: Tensor, cache: KVCache) -> Tensor:
+        """Encoder-only cached step. input_ids, position_ids, token_type_ids: (B, n); mask: bool
+        (B, n, cache.length + n). Writes keys/values at cache.length (caller advances it).
+        Returns hidden states (B, n, hidden)."""
+        return self.encoder(self.embeddings(input_ids, token_type_ids, position_ids), mask, cache)
+
+    def decoder_step(self, input_ids: Tensor, position_ids: Tensor, self_mask: Tensor,
+                     cross_mask: Tensor, cache: KVCache) -> Tensor:
+        """Decoder cached step over `cache.cross` (set it with `decoder.precompute_cross`)."""
+        return self.decoder(input_ids, self_mask, None, cross_mask, position_ids, cache)
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """Vocabulary logits of the generating stack's hidden states."""
+        head = self.decoder.lm_head if self.decoder is not None else self.lm_head
+        return head(hidden)
+
+    # ------------------------------------------------------------------ misc
+    def gradient_checkpointing_enable(self) -> None:
+        self.encoder.gradient_checkpointing = True
+        if self.decoder is not None:
+            self.decoder.gradient_checkpointing = True
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        return self.embeddings.word.weight.device
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, decoder: Optional[str] = None,
+                        decoder_layers: Optional[int] = None, **overrides: Any) -> "GenBert":
+        """Load a genbert directory or a local transformers BERT / bert2bert directory.
+        `decoder="bert"|"shared"|"random"` adds a decoder to an encoder checkpoint
+        (BERT2BERT, BERTShare, BERT2Rnd); `overrides` set config fields, e.g. mask_scheme."""
+        from .convert import load_pretrained
+        return load_pretrained(path, decoder=decoder, decoder_layers=decoder_layers, **overrides)
+
+    def save_pretrained(self, path: str | os.PathLike, format: str = "genbert") -> None:
+        """Write config.json + model.safetensors atomically (`format="transformers"` writes a
+        directory that transformers' BertForPreTraining / EncoderDecoderModel loads)."""
+        from .convert import save_pretrained
+        save_pretrained(self, path, format=format)

@@ -1,0 +1,41 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+from genbert import GenBertConfig  # noqa: E402
+
+TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0, initializer_range=0.2)
+
+
+def tiny_config(**kw) -> GenBertConfig:
+    """A tiny config with wide init (std 0.2) so that outputs depend on the input."""
+    return GenBertConfig(**{**TINY, **kw})
+
+
+def hf_bert_config(**kw):
+    from transformers import BertConfig
+    return BertConfig(**{**TINY, **kw})
+
+
+def padded_batch(lengths, vocab=99, seed=0, low=4):
+    """Random ids right-padded with 0 and the matching attention mask, (B, max(lengths))."""
+    g = torch.Generator().manual_seed(seed)
+    t = max(lengths)
+    ids = torch.randint(low, vocab, (len(lengths), t), generator=g)
+    mask = torch.zeros(len(lengths), t, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+    return ids.masked_fill(mask == 0, 0), mask
+
+
+@pytest.fixture
+def tiny():
+    return tiny_config

