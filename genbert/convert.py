@@ -179,7 +179,6 @@ def load_pretrained(path: str | os.PathLike, decoder: Optional[str] = None,
         if model_type != "bert":
             raise ValueError("decoder= needs an encoder-only BERT checkpoint")
         kw["mask_scheme"] = "bidirectional"
-        kw.setdefault("decoder_start_token_id", kw.get("cls_token_id", 101))
         mapped = _add_decoder(kw, mapped, decoder, decoder_layers)
     kw.update(overrides)
     model = GenBert(GenBertConfig(**kw))
@@ -220,6 +219,8 @@ def _load(model, sd: dict[str, Tensor], path: Path, warn_new: bool) -> None:
     result = model.load_state_dict(sd, strict=False)
     aliases = _alias_names(model)
     missing = [k for k in result.missing_keys if k not in aliases]
+    if model.decoder is not None:  # the encoder's own heads play no part in encoder-decoder generation
+        missing = [k for k in missing if not k.startswith(("lm_head.", "nsp_head."))]
     if result.unexpected_keys:
         warnings.warn(f"{path}: ignored tensors not in the model: {', '.join(result.unexpected_keys[:8])}"
                       + (" ..." if len(result.unexpected_keys) > 8 else ""), stacklevel=3)
