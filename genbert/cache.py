@@ -35,6 +35,12 @@ class KVCache:
         self.v[layer, :, :, self.length:end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
 
+    def repeat_interleave(self, n: int) -> None:
+        """Each row becomes n consecutive rows (one per beam), e.g. after encoding the source once."""
+        self.k = self.k.repeat_interleave(n, 1)
+        self.v = self.v.repeat_interleave(n, 1)
+        self.key_mask = self.key_mask.repeat_interleave(n, 0)
+
     def reorder(self, index: Tensor) -> None:
         """Beam search: row i of the cache becomes row index[i], in place."""
         n = self.length

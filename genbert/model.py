@@ -199,6 +199,13 @@ class GenBert(nn.Module):
         head = self.decoder.lm_head if self.decoder is not None else self.lm_head
         return head(hidden)
 
+    def generate(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                 token_type_ids: Optional[Tensor] = None, **kwargs: Any) -> Tensor:
+        """Generated tokens only, (B, n) with n <= max_new_tokens, pad after each row's EOS.
+        See `genbert.generation.GenerationConfig` for the arguments (transformers' names)."""
+        from .generation import generate
+        return generate(self, input_ids, attention_mask, token_type_ids, **kwargs)
+
     # ------------------------------------------------------------------ misc
     def gradient_checkpointing_enable(self) -> None:
         self.encoder.gradient_checkpointing = True

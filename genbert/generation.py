@@ -1,0 +1,343 @@
+"""Decoding, kept outside the model.
+
+A *state* turns the generated tokens so far into next-token logits, through the model's cached
+step (or a full forward when use_cache=False); *strategies* (greedy, sampling, beam search) pick
+tokens from the scores. Scores follow transformers' convention: log-softmax over the vocabulary,
+then the constraints on those log-probabilities, no renormalising; beam scores are running sums.
+Repetition penalty and n-gram blocking look at the generated tokens only (never the source).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import masks
+
+NEG = -1.0e9
+MASK_PREDICT_OBJECTIVES = ("masked-target", "pseudo-mask")
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 32
+    min_new_tokens: int = 0
+    num_beams: int = 1
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    length_penalty: float = 1.0
+    early_stopping: bool | str = False
+    eos_token_id: Optional[int] = None
+    pad_token_id: Optional[int] = None
+    decoder_start_token_id: Optional[int] = None
+    use_cache: bool = True
+    mask_predict: Optional[bool] = None  # None: from the model's training objective
+    generator: Optional[torch.Generator] = None
+
+    def validate(self) -> None:
+        def need(ok: bool, name: str, what: str) -> None:
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)!r}: {what}")
+        need(isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1, "max_new_tokens", "must be an int >= 1")
+        need(isinstance(self.min_new_tokens, int) and 0 <= self.min_new_tokens <= self.max_new_tokens,
+             "min_new_tokens", "must be an int in [0, max_new_tokens]")
+        need(isinstance(self.num_beams, int) and self.num_beams >= 1, "num_beams", "must be an int >= 1")
+        need(0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]")
+        need(isinstance(self.top_k, int) and self.top_k >= 0, "top_k", "must be an int >= 0")
+        need(not self.do_sample or self.temperature > 0, "temperature", "must be > 0 when sampling")
+        need(self.repetition_penalty > 0, "repetition_penalty", "must be > 0")
+        need(isinstance(self.no_repeat_ngram_size, int) and self.no_repeat_ngram_size >= 0,
+             "no_repeat_ngram_size", "must be an int >= 0")
+        need(self.early_stopping in (True, False, "never"), "early_stopping", "must be True, False or 'never'")
+        need(not (self.do_sample and self.num_beams > 1), "num_beams", "beam sampling is not supported; use do_sample with num_beams=1")
+
+
+# ---------------------------------------------------------------------- decoding states
+class EncoderOnlyState:
+    """Causal / prefix (UniLM) generation on the encoder itself.
+
+    Source rows are right-padded; generated token t of a row sits at position `length + t`
+    (segment 1 for prefix models) and sees the real source tokens and the earlier targets.
+    With mask-predict decoding each step feeds the last real token and a [MASK] at the next
+    position, and reads the prediction at the [MASK].
+    """
+
+    def __init__(self, model, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Optional[Tensor],
+                 max_new_tokens: int, use_cache: bool, mask_predict: bool, expand: int):
+        c = model.config
+        self.model, self.mask_predict, self.use_cache = model, mask_predict, use_cache
+        self.mask_id = c.mask_token_id
+        self.target_type = 1 if c.mask_scheme == "prefix" else 0
+        b, s = input_ids.shape
+        tt = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+        self.lengths = attention_mask.sum(1).repeat_interleave(expand)
+        if use_cache:
+            cache = model.new_cache(b, s + max_new_tokens + 1)
+            mask = model.build_mask(input_ids, attention_mask, tt)
+            pos = torch.arange(s, device=input_ids.device).expand(b, s)
+            hidden = model.step(input_ids, pos, tt, mask, cache)
+            cache.key_mask[:, :s] = attention_mask.bool()
+            cache.length = s
+            if expand > 1:
+                cache.repeat_interleave(expand)
+                hidden = hidden.repeat_interleave(expand, 0)
+            self.cache = cache
+            rows = torch.arange(hidden.shape[0], device=hidden.device)
+            self.first_hidden = hidden[rows, self.lengths - 1]  # the source's last real token
+        else:
+            self.ids = input_ids.repeat_interleave(expand, 0)
+            self.am = attention_mask.repeat_interleave(expand, 0)
+            self.tt = tt.repeat_interleave(expand, 0)
+
+    def logits(self, generated: Tensor) -> Tensor:
+        """generated: (N, t) tokens so far -> next-token logits (N, vocab)."""
+        n, t = generated.shape
+        dev = generated.device
+        if self.mask_predict:
+            new = torch.full((n, 1), self.mask_id, dtype=torch.long, device=dev)
+            new = torch.cat([generated[:, -1:], new], 1) if t else new
+        else:
+            new = generated[:, -1:]
+        if not self.use_cache:
+            tokens = torch.cat([generated, new[:, -1:]], 1) if self.mask_predict else generated
+            k = tokens.shape[1]
+            ids = torch.cat([self.ids, tokens], 1)
+            am = torch.cat([self.am, torch.ones_like(tokens)], 1)
+            tt = torch.cat([self.tt, torch.full_like(tokens, self.target_type)], 1)
+            src_pos = torch.arange(self.ids.shape[1], device=dev).expand(n, -1)
+            pos = torch.cat([src_pos, self.lengths[:, None] + torch.arange(k, device=dev)], 1)
+            mask = self.model.build_mask(ids, am, tt)
+            if k == 0:
+                hidden = self.model.step(ids, pos, tt, mask, None)
+                return self.model.logits(hidden[torch.arange(n, device=dev), self.lengths - 1])
+            return self.model.logits(self.model.step(ids, pos, tt, mask, None)[:, -1])
+        if t == 0 and not self.mask_predict:
+            return self.model.logits(self.first_hidden)
+        cache, k = self.cache, new.shape[1]
+        first = t - 1 if t else 0  # index (within the targets) of the first token fed now
+        pos = self.lengths[:, None] + first + torch.arange(k, device=dev)
+        start = cache.length
+        cache.key_mask[:, start:start + k] = True
+        mask = cache.key_mask[:, None, :start + k].expand(n, k, start + k)
+        if k > 1:
+            mask = mask.clone()
+            mask[:, :, start:] &= torch.ones(k, k, dtype=torch.bool, device=dev).tril()
+        hidden = self.model.step(new, pos, torch.full_like(new, self.target_type), mask, cache)
+        # a fed real token stays in the cache; a [MASK] is overwritten by the next step's token
+        cache.length += 1 if (t or not self.mask_predict) else 0
+        return self.model.logits(hidden[:, -1])
+
+    def reorder(self, index: Tensor) -> None:
+        if self.use_cache:
+            self.cache.reorder(index)
+            self.first_hidden = self.first_hidden[index]
+
+
+class Seq2SeqState:
+    """Encoder-decoder generation: encode once, decode from decoder_start_token_id; the
+    cross-attention keys/values are computed once and shared by every step."""
+
+    def __init__(self, model, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Optional[Tensor],
+                 max_new_tokens: int, use_cache: bool, start_id: int, expand: int):
+        self.model, self.use_cache, self.start_id = model, use_cache, start_id
+        memory = model.encode(input_ids, attention_mask, token_type_ids)
+        self.cross_mask = attention_mask.bool().repeat_interleave(expand, 0)[:, None, :]
+        if use_cache:
+            self.cache = model.new_cache(input_ids.shape[0] * expand, max_new_tokens + 1)
+            self.cache.cross = [(k.repeat_interleave(expand, 0), v.repeat_interleave(expand, 0))
+                                for k, v in model.decoder.precompute_cross(memory)]
+        else:
+            self.memory = memory.repeat_interleave(expand, 0)
+
+    def logits(self, generated: Tensor) -> Tensor:
+        n, t = generated.shape
+        dev = generated.device
+        if self.use_cache:
+            tok = generated[:, -1:] if t else torch.full((n, 1), self.start_id, dtype=torch.long, device=dev)
+            pos = torch.full((n, 1), t, dtype=torch.long, device=dev)
+            self_mask = torch.ones(n, 1, t + 1, dtype=torch.bool, device=dev)
+            hidden = self.model.decoder_step(tok, pos, self_mask, self.cross_mask, self.cache)
+            self.cache.length += 1
+            return self.model.logits(hidden[:, -1])
+        start = torch.full((n, 1), self.start_id, dtype=torch.long, device=dev)
+        dec = torch.cat([start, generated], 1)
+        hidden = self.model.decoder(dec, masks.causal(dec), self.memory, self.cross_mask)
+        return self.model.logits(hidden[:, -1])
+
+    def reorder(self, index: Tensor) -> None:
+        if self.use_cache:
+            self.cache.reorder(index)
+
+
+# ---------------------------------------------------------------------- constraints
+def apply_constraints(logp: Tensor, generated: Tensor, cfg: GenerationConfig, eos: int) -> Tensor:
+    """logp: (N, vocab) log-probabilities; generated: (N, t). Returns constrained scores."""
+    t = generated.shape[1]
+    if cfg.repetition_penalty != 1.0 and t:
+        seen = logp.gather(1, generated)
+        logp = logp.scatter(1, generated, torch.where(seen < 0, seen * cfg.repetition_penalty,
+                                                      seen / cfg.repetition_penalty))
+    n = cfg.no_repeat_ngram_size
+    if n and t >= n - 1 and t > 0:
+        if n == 1:
+            banned_rows, banned_toks = torch.arange(len(generated)).repeat_interleave(t), generated.reshape(-1)
+        else:
+            windows = generated.unfold(1, n, 1) if t >= n else generated.new_empty(len(generated), 0, n)
+            hit = (windows[:, :, :-1] == generated[:, None, t - n + 1:]).all(-1)  # (N, windows)
+            banned_rows, w = hit.nonzero(as_tuple=True)
+            banned_toks = windows[banned_rows, w, -1]
+        logp = logp.index_put((banned_rows.to(logp.device), banned_toks), torch.tensor(float("-inf")))
+    if t < cfg.min_new_tokens:
+        logp = logp.clone()
+        logp[:, eos] = float("-inf")
+    return logp
+
+
+def sample_from(scores: Tensor, cfg: GenerationConfig) -> Tensor:
+    """Temperature, top-k, top-p (nucleus), then one draw per row with cfg.generator."""
+    if cfg.temperature != 1.0:
+        scores = scores / cfg.temperature
+    if cfg.top_k:
+        kth = torch.topk(scores, min(cfg.top_k, scores.shape[-1]), dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if cfg.top_p < 1.0:
+        sorted_scores, order = torch.sort(scores, descending=False, dim=-1)
+        cum = sorted_scores.softmax(-1).cumsum(-1)
+        remove = cum <= 1 - cfg.top_p
+        remove[:, -1] = False  # always keep the most likely token
+        scores = scores.masked_fill(remove.scatter(1, order, remove), float("-inf"))
+    probs = scores.softmax(-1)
+    return torch.multinomial(probs, 1, generator=cfg.generator).squeeze(1)
+
+
+# ---------------------------------------------------------------------- strategies
+def greedy_or_sample(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, device) -> Tensor:
+    generated = torch.empty(batch, 0, dtype=torch.long, device=device)
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
+    for _ in range(cfg.max_new_tokens):
+        logp = F.log_softmax(state.logits(generated).float(), dim=-1)
+        scores = apply_constraints(logp, generated, cfg, eos)
+        tok = sample_from(scores, cfg) if cfg.do_sample else scores.argmax(-1)
+        tok = tok.masked_fill(done, pad)
+        generated = torch.cat([generated, tok[:, None]], 1)
+        done |= tok == eos
+        if bool(done.all()):
+            break
+    return generated
+
+
+def beam_search(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, device) -> Tensor:
+    """Vectorised beam search with transformers' semantics (top 2K candidates, length penalty
+    on finished hypotheses, `early_stopping` True / False heuristic / "never")."""
+    k, lp, steps = cfg.num_beams, cfg.length_penalty, cfg.max_new_tokens
+    seqs = torch.full((batch, k, steps), pad, dtype=torch.long, device=device)
+    scores = torch.full((batch, k), NEG, device=device)
+    scores[:, 0] = 0.0
+    fin_seqs = seqs.clone()
+    fin_scores = torch.full((batch, k), NEG, device=device)
+    fin_done = torch.zeros(batch, k, dtype=torch.bool, device=device)
+    fin_len = torch.zeros(batch, k, dtype=torch.long, device=device)
+    improvable = torch.ones(batch, 1, dtype=torch.bool, device=device)
+    offsets = torch.arange(batch, device=device)[:, None] * k
+    top_rank = torch.arange(2 * k, device=device) < k
+    for t in range(steps):
+        flat = seqs[:, :, :t].reshape(batch * k, t)
+        logp = F.log_softmax(state.logits(flat).float(), dim=-1)
+        logp = apply_constraints(logp, flat, cfg, eos)
+        vocab = logp.shape[-1]
+        acc = (logp.view(batch, k, vocab) + scores[:, :, None]).view(batch, k * vocab)
+        top_scores, top_idx = torch.topk(acc, 2 * k, dim=-1)
+        beam, tok = top_idx // vocab, top_idx % vocab
+        cand = seqs.gather(1, beam[:, :, None].expand(-1, -1, steps)).clone()
+        cand[:, :, t] = tok
+        hits = (tok == eos) | (t + 1 == steps)
+        # running beams: the best K candidates that did not finish
+        run_scores = top_scores + hits.float() * NEG
+        keep = torch.topk(run_scores, k, dim=-1).indices
+        seqs = cand.gather(1, keep[:, :, None].expand(-1, -1, steps))
+        scores = run_scores.gather(1, keep)
+        origin = (beam.gather(1, keep) + offsets).view(-1)
+        # finished hypotheses: merge newly finished top-K candidates, keep the best K
+        new_fin = top_scores / float(t + 1) ** lp
+        full = fin_done.all(-1, keepdim=True) & (cfg.early_stopping is True)
+        new_fin = new_fin + full.float() * NEG + (~improvable).float() * NEG
+        just = hits & top_rank[None]
+        new_fin = new_fin + (~just).float() * NEG
+        m_scores = torch.cat([fin_scores, new_fin], 1)
+        best = torch.topk(m_scores, k, dim=-1).indices
+        fin_seqs = torch.cat([fin_seqs, cand], 1).gather(1, best[:, :, None].expand(-1, -1, steps))
+        fin_scores = m_scores.gather(1, best)
+        fin_done = torch.cat([fin_done, just], 1).gather(1, best)
+        fin_len = torch.cat([fin_len, torch.full_like(top_idx, t + 1)], 1).gather(1, best)
+        if t + 1 == steps:
+            break
+        state.reorder(origin)
+        length = (steps if cfg.early_stopping == "never" and lp > 0 else t + 1)
+        best_running = scores[:, :1] / float(length) ** lp
+        worst_fin = torch.where(fin_done, fin_scores.min(-1, keepdim=True).values, torch.full_like(fin_scores, NEG))
+        improvable = improvable & (best_running > worst_fin).any(-1, keepdim=True)
+        if not bool(improvable.any()) or (bool(fin_done.all()) and cfg.early_stopping is True):
+            break
+    return fin_seqs[:, 0, :int(fin_len[:, 0].max())]
+
+
+# ---------------------------------------------------------------------- entry point
+@torch.inference_mode()
+def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+             token_type_ids: Optional[Tensor] = None, **kwargs) -> Tensor:
+    """Generated tokens only (B, n), n <= max_new_tokens, pad after each row's EOS."""
+    names = {f.name for f in fields(GenerationConfig)}
+    unknown = set(kwargs) - names
+    if unknown:
+        raise ValueError(f"unknown generation argument(s): {', '.join(sorted(unknown))}")
+    cfg = GenerationConfig(**kwargs)
+    cfg.validate()
+    c = model.config
+    eos = c.generation_eos_token_id if cfg.eos_token_id is None else cfg.eos_token_id
+    pad = c.pad_token_id if cfg.pad_token_id is None else cfg.pad_token_id
+    if model.decoder is None and c.mask_scheme not in ("causal", "prefix"):
+        raise ValueError(f"mask_scheme {c.mask_scheme!r} does not generate; generating schemes are "
+                         "'causal' and 'prefix', or a model with a decoder")
+    model.check_input_ids(input_ids)
+    device = model.device
+    input_ids = input_ids.to(device)
+    attention_mask = (torch.ones_like(input_ids) if attention_mask is None else attention_mask.to(device)).long()
+    if attention_mask.shape != input_ids.shape:
+        raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} != input_ids shape {tuple(input_ids.shape)}")
+    if bool((attention_mask.sum(1) == 0).any()):
+        raise ValueError("input_ids has a row with no real token (attention_mask all 0)")
+    if token_type_ids is not None:
+        token_type_ids = token_type_ids.to(device)
+    batch, k = input_ids.shape[0], cfg.num_beams
+    was_training = model.training
+    model.eval()
+    try:
+        if model.decoder is not None:
+            if cfg.max_new_tokens + 1 > c.max_position_embeddings:
+                raise ValueError(f"max_new_tokens={cfg.max_new_tokens} exceeds the decoder's "
+                                 f"max_position_embeddings={c.max_position_embeddings}")
+            start = c.decoder_start_token_id if cfg.decoder_start_token_id is None else cfg.decoder_start_token_id
+            state = Seq2SeqState(model, input_ids, attention_mask, token_type_ids, cfg.max_new_tokens,
+                                 cfg.use_cache, start, k)
+        else:
+            mp = cfg.mask_predict
+            if mp is None:
+                mp = c.extra.get("objective") in MASK_PREDICT_OBJECTIVES
+            need = int(attention_mask.sum(1).max()) + cfg.max_new_tokens + int(mp)
+            if need > c.max_position_embeddings:
+                raise ValueError(f"source length + max_new_tokens = {need} exceeds max_position_embeddings="
+                                 f"{c.max_position_embeddings}; shorten the source or max_new_tokens")
+            state = EncoderOnlyState(model, input_ids, attention_mask, token_type_ids, cfg.max_new_tokens,
+                                     cfg.use_cache, bool(mp), k)
+        if k == 1:
+            return greedy_or_sample(state, batch, cfg, eos, pad, device)
+        return beam_search(state, batch, cfg, eos, pad, device)
+    finally:
+        model.train(was_training)

@@ -1,0 +1,127 @@
+"""Scoring for generated text: ROUGE for summarization, BLEU/chrF for translation, and baselines.
+
+All scores are on a 0-100 scale. ROUGE numbers are the mean over pairs of `rouge_score`'s F1
+(Porter stemming on); BLEU and chrF are sacrebleu's corpus-level scores with default settings.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rouge_score import rouge_scorer
+from sacrebleu.metrics import BLEU, CHRF
+
+__all__ = [
+    "TASKS",
+    "ROUGE_KEYS",
+    "split_sentences",
+    "rouge_scores",
+    "bleu_scores",
+    "lead_words",
+    "first_sentence",
+    "summarization_baselines",
+    "translation_baselines",
+    "score",
+    "baselines",
+]
+
+TASKS = ("summarization", "translation")
+ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+
+# A sentence ends after '.', '!' or '?' that is followed by white space ("3.5" and "e.g.x" stay whole).
+_SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split `text` after '.', '!' or '?' followed by white space; drop empty pieces."""
+    return [piece.strip() for piece in _SENTENCE_BOUNDARY.split(text.strip()) if piece.strip()]
+
+
+def _check_pairs(predictions: list[str], references: list[str]) -> None:
+    if len(predictions) != len(references):
+        raise ValueError(
+            f"predictions and references differ in length: "
+            f"{len(predictions)} predictions vs {len(references)} references"
+        )
+    if not predictions:
+        raise ValueError("cannot score an empty list of predictions")
+
+
+def rouge_scores(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Mean ROUGE-1/2/L/Lsum F1 (x100) over prediction/reference pairs.
+
+    For rougeLsum both texts are split into sentences (see `split_sentences`), one per line.
+    """
+    _check_pairs(predictions, references)
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=True)
+    totals = dict.fromkeys(ROUGE_KEYS, 0.0)
+    for prediction, reference in zip(predictions, references):
+        plain = scorer.score(reference, prediction)  # rouge_score takes (target, prediction)
+        lsum = scorer.score(
+            "\n".join(split_sentences(reference)), "\n".join(split_sentences(prediction))
+        )
+        for key in ("rouge1", "rouge2", "rougeL"):
+            totals[key] += plain[key].fmeasure
+        totals["rougeLsum"] += lsum["rougeLsum"].fmeasure
+    return {key: 100.0 * total / len(predictions) for key, total in totals.items()}
+
+
+def bleu_scores(predictions: list[str], references: list[str]) -> dict[str, Any]:
+    """sacrebleu corpus BLEU and chrF (one reference per prediction), with their signatures."""
+    _check_pairs(predictions, references)
+    bleu, chrf = BLEU(), CHRF()
+    bleu_result = bleu.corpus_score(predictions, [references])
+    chrf_result = chrf.corpus_score(predictions, [references])
+    return {
+        "bleu": float(bleu_result.score),
+        "chrf": float(chrf_result.score),
+        "signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }
+
+
+def lead_words(text: str, k: int = 10) -> str:
+    """The first `k` whitespace-separated words of `text`."""
+    return " ".join(text.split()[:k])
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of `text` (empty string for blank text)."""
+    sentences = split_sentences(text)
+    return sentences[0] if sentences else ""
+
+
+def summarization_baselines(
+    sources: list[str], references: list[str], k: int = 10
+) -> dict[str, dict[str, float]]:
+    """ROUGE of the lead-k words and of the first sentence of each source."""
+    return {
+        f"lead-{k}": rouge_scores([lead_words(s, k) for s in sources], references),
+        "first-sentence": rouge_scores([first_sentence(s) for s in sources], references),
+    }
+
+
+def translation_baselines(sources: list[str], references: list[str]) -> dict[str, dict[str, Any]]:
+    """BLEU/chrF of copying the source unchanged."""
+    return {"copy-source": bleu_scores(list(sources), references)}
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+
+
+def score(task: str, predictions: list[str], references: list[str]) -> dict[str, Any]:
+    """ROUGE for "summarization", BLEU/chrF for "translation"."""
+    _check_task(task)
+    if task == "summarization":
+        return rouge_scores(predictions, references)
+    return bleu_scores(predictions, references)
+
+
+def baselines(task: str, sources: list[str], references: list[str]) -> dict[str, dict[str, Any]]:
+    """The task's reference-free baselines, scored like `score` would score them."""
+    _check_task(task)
+    if task == "summarization":
+        return summarization_baselines(sources, references)
+    return translation_baselines(sources, references)
