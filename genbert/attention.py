@@ -46,11 +46,11 @@ class Attention(nn.Module):
         """Keys and values of `memory` (B, S, hidden), each (B, heads, S, head_dim)."""
         return self._heads(self.key(memory)), self._heads(self.value(memory))
 
-    def forward(self, x: Tensor, mask: Tensor, memory: Optional[Tensor] = None,
+    def forward(self, x: Tensor, mask: Optional[Tensor], memory: Optional[Tensor] = None,
                 kv: Optional[tuple[Tensor, Tensor]] = None,
                 cache: Optional[KVCache] = None, layer: int = 0) -> Tensor:
         """x: (B, T, hidden); mask: bool (B, T, S), True = may attend, S = key length
-        (cached keys included). `kv` gives precomputed keys/values (cross-attention while decoding);
+        (cached keys included); None = every key may be attended to. `kv` gives precomputed keys/values (cross-attention while decoding);
         with `cache`, new self-attention keys/values are written at `cache.length` and all cached
         ones are attended to. Returns (B, T, hidden)."""
         q = self._heads(self.query(x))
@@ -60,9 +60,18 @@ class Attention(nn.Module):
             k, v = self.project_kv(x if memory is None else memory)
             if cache is not None:
                 k, v = cache.update(layer, k, v)
+        b, h, t, d = q.shape
+        group = b // k.shape[0]
+        if group > 1:
+            # beams of one source share its cross-attention keys/values (and mask, (B_src, 1, S)):
+            # attend with the beams as extra query rows instead of copying the keys per beam
+            q = q.view(k.shape[0], group, h, t, d).transpose(1, 2).reshape(k.shape[0], h, group * t, d)
         a = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask[:, None], dropout_p=self.attn_dropout if self.training else 0.0
+            q, k, v, attn_mask=None if mask is None else mask[:, None],
+            dropout_p=self.attn_dropout if self.training else 0.0,
         )
+        if group > 1:
+            a = a.view(k.shape[0], h, group, t, d).transpose(1, 2).reshape(b, h, t, d)
         a = a.transpose(1, 2).reshape(x.shape)
         return self.norm(x + self.dropout(self.out(a)))
 

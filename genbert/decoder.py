@@ -22,7 +22,8 @@ class DecoderLayer(nn.Module):
         self.cross_attention = Attention(config)
         self.ffn = ffn if ffn is not None else FeedForward(config)
 
-    def forward(self, x: Tensor, self_mask: Tensor, memory: Optional[Tensor], cross_mask: Tensor,
+    def forward(self, x: Tensor, self_mask: Optional[Tensor], memory: Optional[Tensor],
+                cross_mask: Optional[Tensor],
                 cache: Optional[KVCache] = None, layer: int = 0) -> Tensor:
         """x: (B, T, hidden); self_mask: bool (B, T, T_cached); memory: encoder output (B, S, hidden),
         or None when `cache.cross` holds its keys/values; cross_mask: bool (B, T, S)."""
@@ -58,7 +59,8 @@ class Decoder(nn.Module):
         """Cross-attention keys/values of the encoder output for every layer (computed once)."""
         return [layer.cross_attention.project_kv(memory) for layer in self.layers]
 
-    def forward(self, input_ids: Tensor, self_mask: Tensor, memory: Optional[Tensor], cross_mask: Tensor,
+    def forward(self, input_ids: Tensor, self_mask: Optional[Tensor], memory: Optional[Tensor],
+                cross_mask: Optional[Tensor],
                 position_ids: Optional[Tensor] = None, cache: Optional[KVCache] = None) -> Tensor:
         """input_ids: (B, T) -> hidden states (B, T, hidden)."""
         x = self.embeddings(input_ids, position_ids=position_ids)

@@ -78,13 +78,14 @@ class EncoderOnlyState:
         b, s = input_ids.shape
         tt = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
         self.lengths = attention_mask.sum(1).repeat_interleave(expand)
+        self.no_padding = bool(attention_mask.all())
         if use_cache:
             cache = model.new_cache(b, s + max_new_tokens + 1)
             mask = model.build_mask(input_ids, attention_mask, tt)
             pos = torch.arange(s, device=input_ids.device).expand(b, s)
             hidden = model.step(input_ids, pos, tt, mask, cache)
             cache.key_mask[:, :s] = attention_mask.bool()
-            cache.length = s
+            cache.length = cache.shared_prefix = s
             if expand > 1:
                 cache.repeat_interleave(expand)
                 hidden = hidden.repeat_interleave(expand, 0)
@@ -126,7 +127,9 @@ class EncoderOnlyState:
         start = cache.length
         cache.key_mask[:, start:start + k] = True
         mask = cache.key_mask[:, None, :start + k].expand(n, k, start + k)
-        if k > 1:
+        if k == 1 and self.no_padding:
+            mask = None
+        elif k > 1:
             mask = mask.clone()
             mask[:, :, start:] &= torch.ones(k, k, dtype=torch.bool, device=dev).tril()
         hidden = self.model.step(new, pos, torch.full_like(new, self.target_type), mask, cache)
@@ -148,12 +151,13 @@ class Seq2SeqState:
                  max_new_tokens: int, use_cache: bool, start_id: int, expand: int):
         self.model, self.use_cache, self.start_id = model, use_cache, start_id
         memory = model.encode(input_ids, attention_mask, token_type_ids)
-        self.cross_mask = attention_mask.bool().repeat_interleave(expand, 0)[:, None, :]
         if use_cache:
+            # one copy of the cross-attention keys/values per source, shared by its beams
+            self.cross_mask = None if bool(attention_mask.all()) else attention_mask.bool()[:, None, :]
             self.cache = model.new_cache(input_ids.shape[0] * expand, max_new_tokens + 1)
-            self.cache.cross = [(k.repeat_interleave(expand, 0), v.repeat_interleave(expand, 0))
-                                for k, v in model.decoder.precompute_cross(memory)]
+            self.cache.cross = model.decoder.precompute_cross(memory)
         else:
+            self.cross_mask = attention_mask.bool().repeat_interleave(expand, 0)[:, None, :]
             self.memory = memory.repeat_interleave(expand, 0)
 
     def logits(self, generated: Tensor) -> Tensor:
@@ -162,7 +166,7 @@ class Seq2SeqState:
         if self.use_cache:
             tok = generated[:, -1:] if t else torch.full((n, 1), self.start_id, dtype=torch.long, device=dev)
             pos = torch.full((n, 1), t, dtype=torch.long, device=dev)
-            self_mask = torch.ones(n, 1, t + 1, dtype=torch.bool, device=dev)
+            self_mask = None  # the decoder has no padding: every cached position is visible
             hidden = self.model.decoder_step(tok, pos, self_mask, self.cross_mask, self.cache)
             self.cache.length += 1
             return self.model.logits(hidden[:, -1])

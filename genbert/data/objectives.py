@@ -618,9 +618,12 @@ class Seq2SeqCollator(_Randomized):
       mask: source sees source; real target j sees source + real targets <= j; pseudo i sees
       source + real targets < i + itself; nothing sees padding (a padding row sees only
       itself). Labels = tgt'[i] on pseudo i, -100 elsewhere; ``shift_labels=False``.
-    * ``"causal"``: the next-token layout and labels (token types kept 0 / 1 like prefix, so a
-      prefix-configured model can never see the future through them), but with an explicit
-      3-D causal mask, so the objective is left-to-right whatever the model's configured scheme.
+    * ``"causal"``: the next-token layout and labels, but every token type 0 (a causal-scheme
+      model generates its tokens with token type 0, so training matches generation) and an
+      explicit 3-D causal mask, so the objective is left-to-right whatever the model's
+      configured scheme. (With ``explicit_mask=False`` the model's own scheme builds the mask:
+      use a causal-scheme model then, since a prefix model would see all-zero token types as
+      one bidirectional segment.)
     * ``"encoder-decoder"``: ``input_ids = [CLS] src [SEP]``, ``token_type_ids`` zeros, 2-D
       ``attention_mask``, ``labels`` = tgt' padded with -100 (the model builds decoder inputs by
       shifting right with ``decoder_start_token_id``); no ``shift_labels`` key.
@@ -668,14 +671,15 @@ class Seq2SeqCollator(_Randomized):
     def _prefix_layout(self, pairs: list[tuple[list[int], list[int]]],
                        generator: Optional[torch.Generator]) -> dict[str, Any]:
         ids = self.ids
-        rows, types = [], []
+        rows, segments = [], []
         for src, tgt in pairs:
             rows.append([ids.cls, *src, ids.sep, *tgt, ids.sep])
-            types.append([0] * (len(src) + 2) + [1] * (len(tgt) + 1))
+            segments.append([0] * (len(src) + 2) + [1] * (len(tgt) + 1))
         input_ids = _pad(rows, ids.pad)
-        token_type_ids = _pad(types, 0)
+        is_target = _pad(segments, 0).bool()
+        # the causal scheme generates with token type 0 everywhere; prefix models use 0 / 1
+        token_type_ids = torch.zeros_like(input_ids) if self.objective == "causal" else is_target.long()
         attn = _pad([[1] * len(r) for r in rows], 0)
-        is_target = token_type_ids.bool() & attn.bool()
         if self.objective == "masked-target":
             inputs, labels = mask_tokens(input_ids, ~is_target, ids, self.mask_prob, generator)
             shift = False
