@@ -45,7 +45,7 @@ class EncoderLayer(nn.Module):
         self.attention = Attention(config)
         self.ffn = FeedForward(config)
 
-    def forward(self, x: Tensor, mask: Tensor, cache: Optional[KVCache] = None, layer: int = 0) -> Tensor:
+    def forward(self, x: Tensor, mask: Optional[Tensor], cache: Optional[KVCache] = None, layer: int = 0) -> Tensor:
         """x: (B, T, hidden); mask: bool (B, T, S), True = may attend."""
         return self.ffn(self.attention(x, mask, cache=cache, layer=layer))
 
@@ -56,7 +56,7 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
         self.gradient_checkpointing = False
 
-    def forward(self, x: Tensor, mask: Tensor, cache: Optional[KVCache] = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Optional[Tensor], cache: Optional[KVCache] = None) -> Tensor:
         """x: (B, T, hidden) embeddings; mask: bool (B, T, S). Returns (B, T, hidden)."""
         for i, layer in enumerate(self.layers):
             if self.gradient_checkpointing and self.training and cache is None:

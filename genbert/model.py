@@ -78,10 +78,14 @@ class GenBert(nn.Module):
             raise ValueError(f"{name} holds token ids outside [0, vocab_size={self.config.vocab_size})")
 
     def build_mask(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
-                   token_type_ids: Optional[Tensor] = None, scheme: Optional[str] = None) -> Tensor:
-        """bool (B, T, T): the configured scheme's mask, or `attention_mask` itself if it is 3-D."""
+                   token_type_ids: Optional[Tensor] = None, scheme: Optional[str] = None) -> Optional[Tensor]:
+        """bool (B, T, T): the configured scheme's mask, or `attention_mask` itself if it is 3-D;
+        None when every token may see every token (no mask needed)."""
         if attention_mask is not None and attention_mask.dim() == 3:
             return attention_mask.bool()
+        if (scheme or self.config.mask_scheme) == "bidirectional" and (
+                attention_mask is None or bool(attention_mask.all())):
+            return None  # every token sees every token: attention needs no mask
         return masks.build_mask(scheme or self.config.mask_scheme, input_ids, attention_mask, token_type_ids)
 
     # ------------------------------------------------------------------ forward

@@ -149,6 +149,7 @@ def check_recipe(r: dict[str, Any]) -> None:
     need(0 <= r["label_smoothing"] < 1, "label_smoothing", "must be in [0, 1)")
     need(0 < r["mask_prob"] <= 1, "mask_prob", "must be in (0, 1]")
     need(r["save_steps"] >= 0, "save_steps", "must be >= 0 (0: only at the end)")
+    need(r["max_grad_norm"] is None or r["max_grad_norm"] >= 0, "max_grad_norm", "must be >= 0 (0: no clipping)")
     need(r["new_param_lr_multiplier"] > 0, "new_param_lr_multiplier", "must be > 0")
     need(r["no_repeat_ngram_size"] >= 0, "no_repeat_ngram_size", "must be >= 0")
     need(r["vocab_size"] >= 16, "vocab_size", "must be >= 16")

@@ -523,7 +523,9 @@ class Trainer:
         return t.tolist()
 
     # ------------------------------------------------------------------ one optimizer step
-    def _train_step(self, group: list[list[int]], epoch: int, group_index: int) -> tuple[float, int, float]:
+    def _train_step(self, group: list[list[int]], epoch: int, group_index: int) -> tuple[float, int, float, float]:
+        """Forward/backward over the group's micro-batches, clip, step. Returns (mean loss, tokens
+        of this process, gradient norm, learning rate of the first group used for the step)."""
         cfg, rank, world = self.config, self.dist.rank, self.dist.world_size
         self.optimizer.zero_grad(set_to_none=True)
         total, tokens, n = 0.0, 0, len(group)
@@ -550,13 +552,14 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
         max_norm = cfg.max_grad_norm if cfg.max_grad_norm else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
+        lr = float(self.optimizer.param_groups[0]["lr"])
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             self.optimizer.step()
         self.scheduler.step()
-        return total / n, tokens, grad_norm
+        return total / n, tokens, grad_norm, lr
 
     # ------------------------------------------------------------------ the loop
     def train(self, resume: bool | str | os.PathLike = False) -> dict[str, Any]:
@@ -588,7 +591,7 @@ class Trainer:
             from tqdm.auto import tqdm
             pbar = tqdm(total=self.total_steps, initial=self.step, desc="training", unit="step",
                         dynamic_ncols=True, mininterval=1.0)
-        window = {"loss": 0.0, "n": 0, "tokens": 0, "time": 0.0, "grad_norm": 0.0}
+        window = {"loss": 0.0, "n": 0, "tokens": 0, "time": 0.0, "grad_norm": 0.0, "lr": 0.0}
         start_time = time.perf_counter() - self.elapsed
         last_saved = self.step if ckpt is not None else -1
         try:
@@ -597,7 +600,8 @@ class Trainer:
                 epoch = self.epoch
                 for gi in range(self.batch_in_epoch, len(groups)):
                     t0 = time.perf_counter()
-                    loss, tokens, grad_norm = self._train_step(groups[gi], epoch, gi)
+                    loss, tokens, grad_norm, lr = self._train_step(groups[gi], epoch, gi)
+                    window["lr"] = lr
                     dt = time.perf_counter() - t0
                     self.step += 1
                     self.tokens_seen += tokens
@@ -641,7 +645,7 @@ class Trainer:
             "step": self.step,
             "epoch": round(self.step / self.steps_per_epoch, 4),
             "loss": loss_sum / n,
-            "lr": self.scheduler.get_last_lr()[0],
+            "lr": window["lr"],  # used by the last step of the window (first parameter group)
             "grad_norm": gn / n,
             "tokens_per_s": round(tokens / max(t / world, 1e-9), 1),
             "step_time_s": round(t / n, 4),
