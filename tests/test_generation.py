@@ -178,3 +178,18 @@ def test_greedy_and_beam_match_transformers_causal_lm(tmp_path):
         assert torch.equal(g, r), (beams, g, r)
         outs.append(g)
     assert not torch.equal(outs[0][0], outs[0][1])
+
+
+def test_encoder_runs_once_and_cross_kv_is_computed_once():
+    model = _model("encoder-decoder")
+    ids, am = padded_batch([7, 5], low=5)
+    calls = {"encoder": 0, "cross_kv": 0}
+    model.encoder.register_forward_hook(lambda *a: calls.__setitem__("encoder", calls["encoder"] + 1))
+    for layer in model.decoder.layers:
+        orig = layer.cross_attention.project_kv
+        def counted(memory, orig=orig):
+            calls["cross_kv"] += 1
+            return orig(memory)
+        layer.cross_attention.project_kv = counted
+    model.generate(ids, am, max_new_tokens=8, num_beams=3)
+    assert calls == {"encoder": 1, "cross_kv": len(model.decoder.layers)}
