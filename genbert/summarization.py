@@ -154,6 +154,9 @@ def check_recipe(r: dict[str, Any]) -> None:
     need(r["no_repeat_ngram_size"] >= 0, "no_repeat_ngram_size", "must be >= 0")
     need(r["vocab_size"] >= 16, "vocab_size", "must be >= 16")
     need(r["hidden_size"] % r["heads"] == 0, "hidden_size", f"must be divisible by --heads={r['heads']}")
+    device = str(r.get("device") or "")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: CUDA is not available on this machine")
     if r["scheme"] not in SCHEMES:
         raise UsageError(f"--scheme {r['scheme']!r}: choose one of {', '.join(SCHEMES)}")
     if r["objective"] not in OBJECTIVES:

@@ -539,8 +539,9 @@ class Trainer:
             sync = j == n - 1 or not self.dist.enabled
             ctx = contextlib.nullcontext() if sync else self.wrapped.no_sync()
             with ctx:
-                with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                                    enabled=self.amp_dtype is not None):
+                amp = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
+                       else contextlib.nullcontext())
+                with amp:
                     out = self.wrapped(**batch, **self.forward_kwargs)
                 loss = out["loss"] if isinstance(out, Mapping) else out.loss
                 if loss is None:

@@ -1,0 +1,228 @@
+"""scripts/train_summarization.py: tiny end-to-end runs per scheme, resume, bad input, output-dir protection."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "train_summarization.py"
+TINY = ["--init", "scratch", "--hidden-size", "32", "--layers", "2", "--heads", "4", "--intermediate-size", "64",
+        "--vocab-size", "60", "--max-position-embeddings", "64", "--batch-size", "8", "--max-source-length", "24",
+        "--max-target-length", "8", "--limit-eval", "6", "--no-progress", "--lr", "1e-3"]
+WORDS = "the cat dog bird sat ran flew over under near a big small red blue green house tree river road".split()
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("train_summarization_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+script = _load_script()
+
+
+def write_pairs(path: Path, n: int, seed: int = 0, empty: int = 0) -> Path:
+    import random
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n):
+        src = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 16))) + "."
+        lines.append(json.dumps({"source": src, "target": " ".join(src.split()[:3])}))
+    lines += [json.dumps({"source": "", "target": "lonely"})] * empty
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    return write_pairs(d / "train.jsonl", 24, empty=2), write_pairs(d / "val.jsonl", 6, seed=1)
+
+
+def run(*args: str, cwd=None, timeout: int = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=timeout)
+
+
+def call(capsys, *args: str) -> tuple[int, str, str]:
+    """main() in-process; (exit code, stdout, stderr)."""
+    try:
+        code = script.main(list(args))
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def snapshot(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+# --------------------------------------------------------------------------- end to end
+@pytest.mark.parametrize("scheme,objective", [("prefix", "masked-target"), ("causal", "causal"),
+                                              ("encoder-decoder", "encoder-decoder")])
+def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
+    from genbert import GenBert, TextGenerator
+
+    train, val = data
+    out = tmp_path / "run"
+    extra = ["--eval-each-epoch"] if scheme == "prefix" else []
+    proc = run("--train", str(train), "--validation", str(val), "--output-dir", str(out), "--scheme", scheme,
+               "--max-steps", "4", "--save-steps", "2", *TINY, *extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "skipped 2 record(s) with an empty source or target" in proc.stdout
+    assert "rouge1" in proc.stdout and "lead-10" in proc.stdout and "generated:" in proc.stdout
+    assert f"model saved to {out / 'final'}" in proc.stdout
+    # final/ loads both ways and generates
+    gen = TextGenerator.from_pretrained(out / "final", device="cpu")
+    assert isinstance(gen.generate("the cat sat near a big tree."), str)
+    model = GenBert.from_pretrained(out / "final")
+    assert model.config.extra["objective"] == objective
+    assert (model.decoder is not None) == (scheme == "encoder-decoder")
+    assert model.config.mask_scheme == {"prefix": "prefix", "causal": "causal"}.get(scheme, "bidirectional")
+    settings = json.loads((out / "final" / "generation.json").read_text())
+    assert set(settings) == {"max_source_length", "max_target_length", "num_beams", "max_new_tokens",
+                             "no_repeat_ngram_size", "length_penalty", "scheme", "objective"}
+    assert settings["scheme"] == scheme and settings["objective"] == objective and settings["max_new_tokens"] == 8
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"scores", "baselines", "settings"}
+    assert set(metrics["scores"]) == {"rouge1", "rouge2", "rougeL", "rougeLsum"}
+    assert {"lead-10", "first-sentence"} <= set(metrics["baselines"])
+    assert metrics["settings"]["num_examples"] == 6
+    preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 6 and {"prediction", "reference"} <= set(preds[0])
+    names = {p.name for p in out.iterdir()}
+    assert {"checkpoint-2", "checkpoint-4", "final", "log.jsonl", "loss.png", "tokenizer", "run_config.json"} <= names
+    assert not [n for n in names if n.startswith(".")]
+    # checkpoints are TextGenerator directories too
+    TextGenerator.from_pretrained(out / "checkpoint-4", device="cpu")
+    if scheme == "prefix":  # 24 pairs / batch 8 = 3 steps an epoch: one epoch-end evaluation
+        log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+        evals = [r for r in log if "eval" in r]
+        assert len(evals) == 1 and evals[0]["step"] == 3 and "rouge1" in evals[0]["eval"]
+
+
+def test_resume_and_output_dir_protection(tmp_path, data, capsys):
+    train, val = data
+    out = tmp_path / "run"
+    base = ["--train", str(train), "--validation", str(val), "--output-dir", str(out), *TINY]
+    proc = run(*base, "--max-steps", "3", "--save-steps", "2", "--no-eval")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (out / "metrics.json").exists()
+    before = snapshot(out)
+    # an existing run is never overwritten without --resume / --overwrite
+    code, _, err = call(capsys, *base, "--max-steps", "3", "--no-eval")
+    assert code == 2 and "--overwrite" in err and "--resume" in err and len(err.strip().splitlines()) == 1
+    # resuming with settings that change the trajectory is refused before anything is written
+    code, _, err = call(capsys, "--output-dir", str(out), "--resume", "--lr", "5e-4", "--no-eval", "--no-progress")
+    assert code == 2 and "lr" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    # --overwrite with bad input fails before touching the previous run
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"source": "a", "target": "b"}\n{oops\n')
+    code, _, err = call(capsys, "--train", str(bad), "--validation", str(val), "--output-dir", str(out),
+                        "--overwrite", *TINY)
+    assert code == 2 and f"{bad}:2: malformed JSON" in err
+    assert snapshot(out) == before
+    # --resume alone reuses the stored settings (data, sizes, scratch tokenizer) and finishes the run
+    proc = run("--output-dir", str(out), "--resume", "--max-steps", "5", "--no-eval", "--no-progress")
+    assert proc.returncode != 0 and "max_steps" in proc.stderr  # max_steps is part of the trajectory
+    proc = run("--output-dir", str(out), "--resume", "--no-eval", "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "reusing the sentencepiece tokenizer" in proc.stdout
+    assert (out / "final" / "model.safetensors").is_file()
+    assert (out / "tokenizer" / "spiece.model").read_bytes() == before["tokenizer/spiece.model"]
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("case", ["malformed", "missing-field", "undecodable", "empty", "not-found", "csv-header"])
+def test_bad_data_files(tmp_path, data, capsys, case):
+    _, val = data
+    f = tmp_path / ("train.csv" if case == "csv-header" else "train.jsonl")
+    expected = {
+        "malformed": (b'{"source": "a", "target": "b"}\n\n{"source": "a",\n', f"{f}:3: malformed JSON"),
+        "missing-field": (b'{"source": "a", "target": "b"}\n{"source": "a"}\n', f"{f}:2: missing field 'target'"),
+        "undecodable": (b'{"source": "a", "target": "b"}\n{"source": "\xff\xfe", "target": "b"}\n',
+                        f"{f}:2: not valid UTF-8"),
+        "empty": (b"", f"{f}: file is empty"),
+        "not-found": (None, f"{f}: file not found"),
+        "csv-header": (b"text,summary\na,b\n", f"{f}:1: header has no column 'source'"),
+    }[case]
+    if expected[0] is not None:
+        f.write_bytes(expected[0])
+    out = tmp_path / "out"
+    code, stdout, err = call(capsys, "--train", str(f), "--validation", str(val), "--output-dir", str(out), *TINY)
+    assert code == 2
+    assert err.startswith("train_summarization.py: error: ") and expected[1] in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--init", "no/such/model"], "--init 'no/such/model'"),
+    (["--dataset", "nope"], "--dataset"),
+    (["--train", "{train}"], "--validation"),
+    (["--validation", "{val}"], "--validation needs --train"),
+    (["--scheme", "causal", "--objective", "masked-target", "--train", "{train}", "--validation", "{val}"],
+     "--objective masked-target applies to --scheme prefix only"),
+    (["--batch-size", "0", "--train", "{train}", "--validation", "{val}"], "--batch-size=0"),
+    (["--resume", "--overwrite"], "not allowed with argument"),
+])
+def test_bad_flags(tmp_path, data, capsys, args, needle):
+    train, val = data
+    args = [a.format(train=train, val=val) for a in args]
+    code, _, err = call(capsys, "--output-dir", str(tmp_path / "out"), *args)
+    assert code == 2 and needle in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_init_directory(tmp_path, data, capsys):
+    train, val = data
+    (tmp_path / "empty_model").mkdir()
+    code, _, err = call(capsys, "--train", str(train), "--validation", str(val), "--output-dir",
+                        str(tmp_path / "out"), "--init", str(tmp_path / "empty_model"))
+    assert code == 2 and "no config.json" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_input_in_a_real_process(tmp_path, data):
+    """The same contract seen from outside: exit status 2, one stderr line, no traceback."""
+    _, val = data
+    bad = tmp_path / "t.jsonl"
+    bad.write_text('{"source": "x", "target": "y"}\n[1, 2]\n')
+    proc = run("--train", str(bad), "--validation", str(val), "--output-dir", str(tmp_path / "o"), *TINY)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"train_summarization.py: error: {bad}:2: expected a JSON object, got list"
+
+
+# --------------------------------------------------------------------------- defaults
+def test_default_recipe_is_all_flags():
+    from genbert.summarization import DEFAULT_RECIPE
+    flags = script.build_parser()._option_string_actions
+    for key in DEFAULT_RECIPE:
+        assert "--" + key.replace("_", "-") in flags, key
+    assert DEFAULT_RECIPE["init"] == "minilm" and DEFAULT_RECIPE["dataset"] == "bbc-headlines"
+    assert DEFAULT_RECIPE["scheme"] == "prefix"
+
+
+def test_default_output_dir(tmp_path, monkeypatch):
+    from genbert.summarization import DEFAULT_RECIPE, check_output_dir, resolve_output_dir, UsageError
+    monkeypatch.chdir(tmp_path)
+    assert resolve_output_dir(None, DEFAULT_RECIPE) == Path("runs/bbc-headlines")
+    assert resolve_output_dir(None, {**DEFAULT_RECIPE, "dataset": None, "train": "x/my.jsonl"}) == Path("runs/my")
+    Path("runs/bbc-headlines").mkdir(parents=True)
+    (Path("runs/bbc-headlines") / "log.jsonl").write_text("{}\n")
+    # with arguments: an error naming --overwrite / --resume; with none at all: a fresh directory
+    with pytest.raises(UsageError, match="--overwrite"):
+        check_output_dir(resolve_output_dir(None, DEFAULT_RECIPE), resume=False, overwrite=False)
+    fresh = resolve_output_dir(None, DEFAULT_RECIPE, no_arguments=True)
+    assert fresh.parent == Path("runs") and fresh.name.startswith("bbc-headlines-")
+    check_output_dir(fresh, resume=False, overwrite=False)

@@ -1,0 +1,246 @@
+"""genbert.training: optimisation, checkpoints, bit-exact resume after SIGKILL, torchrun.
+
+This file is also a tiny training script (``python tests/test_training.py OUT [--resume]``)
+that the subprocess tests run, alone or under ``torch.distributed.run``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from genbert import GenBert, GenBertConfig  # noqa: E402
+from genbert.data.objectives import Seq2SeqCollator, SpecialIds  # noqa: E402
+from genbert.training import (  # noqa: E402
+    CHECKPOINT_FILES,
+    LOG_FILE,
+    PLOT_FILE,
+    TrainConfig,
+    Trainer,
+    bucketed_batches,
+    latest_checkpoint,
+    list_checkpoints,
+)
+
+VOCAB = 40
+
+
+def tiny_model(dropout: float = 0.1, seed: int = 0) -> GenBert:
+    torch.manual_seed(seed)
+    cfg = GenBertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=dropout,
+                        attention_probs_dropout_prob=dropout, mask_scheme="prefix")
+    return GenBert(cfg)
+
+
+def copy_task(n: int = 32, seed: int = 0) -> list[tuple[list[int], list[int]]]:
+    """Source: random ids; target: the first half of the source reversed."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        length = int(torch.randint(4, 12, (1,), generator=g))
+        src = torch.randint(5, VOCAB, (length,), generator=g).tolist()
+        out.append((src, src[: length // 2][::-1]))
+    return out
+
+
+def collator(objective: str = "masked-target") -> Seq2SeqCollator:
+    ids = SpecialIds(pad=0, cls=1, sep=2, mask=3, vocab_size=VOCAB)
+    return Seq2SeqCollator(ids, objective, generator=torch.Generator().manual_seed(0))
+
+
+def run_cli(argv=None) -> None:
+    """The subprocess entry point: train the tiny model, write OUT/final."""
+    p = argparse.ArgumentParser()
+    p.add_argument("out")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--save-steps", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--sleep", type=float, default=0.0, help="seconds to sleep after each step")
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    model = tiny_model()
+    cfg = TrainConfig(lr=2e-3, warmup=2, max_steps=a.steps, batch_size=a.batch_size, grad_accum=2,
+                      save_steps=a.save_steps, log_steps=2, seed=3, progress=False,
+                      new_params={"lm_head"}, new_param_lr_multiplier=3.0)
+    callback = (lambda trainer, rec: time.sleep(a.sleep)) if a.sleep else None
+    trainer = Trainer(model, copy_task(40), collator(), cfg, a.out, step_callback=callback)
+    trainer.train(resume=a.resume)
+    if trainer.is_main:
+        model.save_pretrained(Path(a.out) / "final")
+
+
+def run_script(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, __file__, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+    return load_file(str(path / "model.safetensors"))
+
+
+# --------------------------------------------------------------------------- in-process tests
+def test_loss_decreases_on_tiny_overfit(tmp_path):
+    model = tiny_model(dropout=0.0)
+    data = copy_task(16)
+    cfg = TrainConfig(lr=3e-3, warmup=0.1, max_steps=60, batch_size=8, log_steps=5, progress=False,
+                      weight_decay=0.0, plot=False)
+    trainer = Trainer(model, data, collator("next-token"), cfg, tmp_path)
+    summary = trainer.train()
+    losses = [r["loss"] for r in trainer.history if "loss" in r]
+    assert summary["steps"] == 60 and len(losses) == 12
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert all(r["tokens_per_s"] > 0 and r["step_time_s"] > 0 for r in trainer.history)
+
+
+def test_checkpoint_layout_and_atomic_writes(tmp_path):
+    seen_tmp = []
+
+    def on_save(d: Path) -> None:  # runs while the checkpoint is being written: a temp dir
+        seen_tmp.append(d.name)
+        (d / "extra.txt").write_text("hello")
+
+    cfg = TrainConfig(lr=1e-3, max_steps=7, batch_size=4, save_steps=2, log_steps=1, progress=False)
+    trainer = Trainer(tiny_model(), copy_task(20), collator(), cfg, tmp_path, on_save=on_save)
+    trainer.train()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    # saved at 2, 4, 6 and at the end (7); the newest two are kept; no temp dirs are left
+    assert names == ["checkpoint-6", "checkpoint-7", LOG_FILE, PLOT_FILE], names
+    assert seen_tmp == [".tmp-checkpoint-2", ".tmp-checkpoint-4", ".tmp-checkpoint-6", ".tmp-checkpoint-7"]
+    ck = latest_checkpoint(tmp_path)
+    assert ck.name == "checkpoint-7" and [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-6", "checkpoint-7"]
+    for f in (*CHECKPOINT_FILES, "config.json", "extra.txt"):
+        assert (ck / f).is_file(), f
+    for f in ("optimizer.pt", "scheduler.pt", "rng_state.pt"):  # loadable without unpickling code
+        torch.load(ck / f, weights_only=True)
+    state = json.loads((ck / "trainer_state.json").read_text())
+    assert state["step"] == 7 and state["total_steps"] == 7 and state["config"]["batch_size"] == 4
+    # 20 examples / batch 4 = 5 steps an epoch: step 7 is epoch 1, 2 batches in
+    assert (state["epoch"], state["batch_in_epoch"]) == (1, 2)
+    reloaded = GenBert.from_pretrained(ck)
+    for (n, a), (_, b) in zip(trainer.model.named_parameters(), reloaded.named_parameters()):
+        assert torch.equal(a, b), n
+    log = [json.loads(x) for x in (tmp_path / LOG_FILE).read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 8))
+    assert {"loss", "lr", "grad_norm", "tokens_per_s", "step_time_s", "elapsed_s"} <= set(log[0])
+    assert (tmp_path / PLOT_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a fresh (non-resume) run refuses to mix with another run's checkpoints
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        Trainer(tiny_model(), copy_task(20), collator(), cfg, tmp_path).train()
+
+
+def test_resume_when_finished_is_a_no_op(tmp_path):
+    cfg = TrainConfig(lr=1e-3, max_steps=3, batch_size=4, progress=False, plot=False)
+    Trainer(tiny_model(), copy_task(12), collator(), cfg, tmp_path).train()
+    before = load_weights(tmp_path / "checkpoint-3")
+    t = Trainer(tiny_model(seed=5), copy_task(12), collator(), cfg, tmp_path)
+    assert t.train(resume=True)["steps"] == 3
+    for n, p in t.model.named_parameters():
+        assert torch.equal(p.detach(), before[n]), n
+    changed = TrainConfig(lr=2e-3, max_steps=3, batch_size=4, progress=False, plot=False)
+    with pytest.raises(ValueError, match="lr"):
+        Trainer(tiny_model(), copy_task(12), collator(), changed, tmp_path).train(resume=True)
+
+
+def test_per_group_learning_rates(tmp_path):
+    model = tiny_model()
+    cfg = TrainConfig(lr=1e-3, warmup=0, max_steps=4, batch_size=4, progress=False, plot=False,
+                      new_params={"lm_head.dense.weight", "lm_head.dense.bias", "lm_head.norm"},
+                      new_param_lr_multiplier=5.0, weight_decay=0.1)
+    trainer = Trainer(model, copy_task(16), collator(), cfg, tmp_path)
+    groups = {g["name"]: g for g in trainer.optimizer.param_groups}
+    assert set(groups) == {"base/decay", "base/no_decay", "new/decay", "new/no_decay"}
+    assert groups["new/decay"]["param_names"] == ["lm_head.dense.weight"]
+    assert sorted(groups["new/no_decay"]["param_names"]) == ["lm_head.dense.bias", "lm_head.norm.bias",
+                                                             "lm_head.norm.weight"]
+    no_decay = groups["base/no_decay"]["param_names"]
+    assert "embeddings.norm.weight" in no_decay and "encoder.layers.0.attention.query.bias" in no_decay
+    assert "encoder.layers.0.attention.query.weight" in groups["base/decay"]["param_names"]
+    assert groups["base/no_decay"]["weight_decay"] == 0.0 and groups["base/decay"]["weight_decay"] == 0.1
+    for _ in range(2):
+        lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
+        assert lrs["new/decay"] == pytest.approx(5 * lrs["base/decay"]) and lrs["base/decay"] > 0
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+    with pytest.raises(ValueError, match="no trainable parameter"):
+        Trainer(tiny_model(), copy_task(8), collator(),
+                TrainConfig(max_steps=1, batch_size=4, new_params={"nope"}, progress=False), tmp_path / "x")
+
+
+def test_bucketed_batches_are_deterministic_and_grouped():
+    lengths = [i % 17 for i in range(200)]
+    a = bucketed_batches(lengths, 8, seed=1, epoch=0, bucket_size=5)
+    assert a == bucketed_batches(lengths, 8, seed=1, epoch=0, bucket_size=5)
+    assert a != bucketed_batches(lengths, 8, seed=1, epoch=1, bucket_size=5)
+    assert sorted(i for b in a for i in b) == list(range(200))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in a) / len(a)
+    plain = bucketed_batches(lengths, 8, seed=1, epoch=0, bucket_size=0)
+    plain_spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in plain) / len(plain)
+    assert spread < plain_spread / 2
+    assert all(len(b) >= 3 for b in bucketed_batches(lengths[:10], 8, 0, 0, min_batch=3))
+
+
+# --------------------------------------------------------------------------- subprocess tests
+def test_resume_after_sigkill_is_bit_exact(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    ref = run_script(str(straight))
+    victim = run_script(str(killed), "--sleep", "0.3")
+    deadline = time.time() + 60
+    while not (killed / "checkpoint-3").is_dir():
+        assert victim.poll() is None, victim.communicate()
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    time.sleep(0.4)  # somewhere after the first checkpoint, maybe while writing the next one
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    assert not (killed / "final").exists() and not (killed / "checkpoint-12").exists()
+    resumed = run_script(str(killed), "--resume")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert "resuming from" in err
+    out, err = ref.communicate(timeout=120)
+    assert ref.returncode == 0, err
+    a, b = load_weights(straight / "final"), load_weights(killed / "final")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # the log has each logged step once, as if the run had never stopped
+    steps = [json.loads(x)["step"] for x in (killed / LOG_FILE).read_text().splitlines()]
+    assert steps == [2, 4, 6, 8, 10, 12]
+    assert not [p for p in killed.iterdir() if p.name.startswith(".")]
+
+
+def test_torchrun_two_processes(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           __file__, str(tmp_path), "--steps", "4", "--save-steps", "2"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "final" / "model.safetensors").is_file()
+    state = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["world_size"] == 2 and state["step"] == 4
+    rng = torch.load(tmp_path / "checkpoint-4" / "rng_state.pt", weights_only=True)
+    assert len(rng["ranks"]) == 2
+    assert not torch.equal(rng["ranks"][0]["torch"], rng["ranks"][1]["torch"])
+    log = [json.loads(x) for x in (tmp_path / LOG_FILE).read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4]  # one writer (rank 0)
+
+
+if __name__ == "__main__":
+    run_cli()
