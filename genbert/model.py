@@ -107,7 +107,9 @@ class GenBert(nn.Module):
         mask = self.build_mask(input_ids, attention_mask, token_type_ids)
         hidden = self.encoder(self.embeddings(input_ids, token_type_ids, position_ids), mask)
         out = GenBertOutput(hidden_states=hidden)
-        if self.config.mask_scheme == "bidirectional":
+        # NSP logits for the bidirectional scheme; while training only when NSP is trained, so that
+        # an unused head never stalls DistributedDataParallel
+        if self.config.mask_scheme == "bidirectional" and (not self.training or next_sentence_label is not None):
             out.nsp_logits = self.nsp_head(hidden)
         if shift_labels is None:
             shift_labels = self.config.mask_scheme != "bidirectional"
