@@ -63,10 +63,13 @@ DEFAULT_RECIPE: dict[str, Any] = {
     # model
     "init": "minilm",
     "scheme": "prefix",
-    "objective": "masked-target",
+    "objective": "pseudo-mask",
     "decoder_init": "bert",
     "decoder_layers": None,  # None: as many as the encoder
     "mask_prob": 0.7,  # masked-target: share of target tokens masked
+    # before seq2seq training, MLM steps on the training sources (prefix/causal models): a fresh
+    # MLM head (all-MiniLM-L6-v2 has none) learns to predict tokens first. 0 = off.
+    "mlm_warmup_steps": 200,
     # --init scratch only
     "hidden_size": 256,
     "layers": 4,
@@ -75,25 +78,25 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "vocab_size": 8000,  # sentencepiece; lowered automatically when the corpus is small
     "max_position_embeddings": 512,
     # lengths (special tokens included)
-    "max_source_length": 128,
+    "max_source_length": 64,
     "max_target_length": 24,
     # optimisation
     "epochs": 1.0,
-    "max_steps": None,
+    "max_steps": 1000,
     "batch_size": 16,
     "grad_accum": 1,
-    "lr": 1e-4,
+    "lr": 2e-4,
     "new_param_lr_multiplier": 5.0,
     "weight_decay": 0.01,
-    "warmup": 0.1,
+    "warmup": 60,
     "max_grad_norm": 1.0,
-    "label_smoothing": 0.0,
+    "label_smoothing": 0.1,
     "seed": 0,
-    "save_steps": 50,
+    "save_steps": 250,
     "save_total_limit": 2,
     "log_steps": 10,
     # generation / evaluation
-    "num_beams": 1,
+    "num_beams": 4,
     "no_repeat_ngram_size": 3,
     "length_penalty": 1.0,
     "eval_batch_size": 32,
@@ -106,7 +109,8 @@ INIT_NAMES = ("minilm", "scratch")
 TOKENIZER_DIR = "tokenizer"  # OUTPUT/tokenizer: the sentencepiece model of a --init scratch run
 RUN_CONFIG = "run_config.json"  # the resolved recipe, reused by --resume
 # what a run writes into its output directory (removed by --overwrite; nothing else is touched)
-RUN_ARTIFACTS = ("final", TOKENIZER_DIR, RUN_CONFIG, "log.jsonl", "loss.png", "metrics.json", "predictions.jsonl")
+RUN_ARTIFACTS = ("final", TOKENIZER_DIR, RUN_CONFIG, "log.jsonl", "loss.png", "metrics.json", "predictions.jsonl",
+                 "mlm-warmup")
 
 
 class UsageError(ValueError):
@@ -122,6 +126,8 @@ def resolve_recipe(explicit: dict[str, Any], stored: Optional[dict[str, Any]] = 
                                                                                         "source_field",
                                                                                         "target_field")})
     recipe.update({k: v for k, v in explicit.items() if v is not None})
+    if explicit.get("epochs") is not None and explicit.get("max_steps") is None:
+        recipe["max_steps"] = None  # --epochs alone sets the length of the run
     if explicit.get("train") is not None:  # files replace the named dataset (stored or default)
         recipe["dataset"] = explicit.get("dataset")
     elif explicit.get("dataset") is not None:
@@ -554,3 +560,32 @@ def save_final(generator, path: Path) -> None:
 
 __all__ += ["DataError", "resolve_output_dir", "check_recipe", "check_lengths", "special_ids", "default_output_dir", "timestamped",
             "read_run_config", "save_final", "RUN_CONFIG", "TOKENIZER_DIR"]
+
+
+# --------------------------------------------------------------------------- MLM warm-up
+def mlm_warmup(model: GenBert, tokenizer: Tokenizer, texts: Sequence[str], steps: int, new_params: set[str],
+               output_dir: Path, seed: int, device: Optional[str], progress: bool,
+               batch_size: int = 16, max_length: int = 128, lr: float = 1e-4) -> dict[str, Any]:
+    """MLM on `texts` (the training sources) for `steps` steps, in place, before seq2seq training.
+
+    Chunks of `max_length` tokens, 15% masked 80/10/10, a bidirectional (explicit) mask whatever
+    the model's scheme, new parameters (the MLM head) at 10x the learning rate. Deterministic for
+    a seed, so an interrupted run that redoes it gets the same weights. Returns the Trainer summary.
+    """
+    from .data.objectives import MLMCollator
+    from .pretraining import chunk_documents
+    from .training import TrainConfig, Trainer
+
+    chunks = chunk_documents(tokenizer, texts, max_length)
+    collate = MLMCollator(SpecialIds.from_tokenizer(tokenizer), max_length, 0.15,
+                          generator=torch.Generator().manual_seed(seed), explicit_mask=True)
+    config = TrainConfig(lr=lr, warmup=0.06, max_steps=steps, batch_size=batch_size, seed=seed, save_steps=0,
+                         save_total_limit=1, log_steps=10, new_param_lr_multiplier=10.0,
+                         new_params=frozenset(new_params), device=device, progress=progress)
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    trainer = Trainer(model, chunks, collate, config, output_dir, lengths=[len(c) + 2 for c in chunks])
+    summary = trainer.train()
+    for ckpt in output_dir.glob("checkpoint-*"):  # the seq2seq checkpoints hold these weights anyway
+        shutil.rmtree(ckpt)
+    return summary

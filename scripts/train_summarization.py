@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--decoder-init", choices=DECODER_INITS, help=f"encoder-decoder (default {R['decoder_init']})")
     m.add_argument("--decoder-layers", type=int, help="encoder-decoder: decoder depth (default: the encoder's)")
     m.add_argument("--mask-prob", type=float, help=f"masked-target: share of target tokens masked ({R['mask_prob']})")
+    m.add_argument("--mlm-warmup-steps", type=int,
+                   help=f"MLM steps on the training sources before seq2seq training, prefix/causal only, "
+                        f"0 = off (default {R['mlm_warmup_steps']})")
     for flag, key in (("--hidden-size", "hidden_size"), ("--layers", "layers"), ("--heads", "heads"),
                       ("--intermediate-size", "intermediate_size"), ("--vocab-size", "vocab_size"),
                       ("--max-position-embeddings", "max_position_embeddings")):
@@ -161,6 +164,9 @@ def run(args: argparse.Namespace, no_arguments: bool) -> int:
     pairs = S.encode_pairs(tokenizer, data.train, recipe["max_source_length"], recipe["max_target_length"])
     collate = S.make_collator(tokenizer, objective, recipe["max_source_length"], recipe["max_target_length"],
                               recipe["mask_prob"], recipe["seed"])
+    warmup = (recipe.get("mlm_warmup_steps") or 0) if recipe["scheme"] != "encoder-decoder" else 0
+    # after an MLM warm-up the head is trained: then one learning rate for all parameters
+    new_params = frozenset() if warmup else frozenset(built.new_params)
     try:
         config = TrainConfig(
             lr=recipe["lr"], weight_decay=recipe["weight_decay"], warmup=recipe["warmup"], epochs=recipe["epochs"],
@@ -169,7 +175,7 @@ def run(args: argparse.Namespace, no_arguments: bool) -> int:
             save_steps=recipe["save_steps"], save_total_limit=recipe["save_total_limit"],
             log_steps=recipe["log_steps"], bf16=bool(recipe.get("bf16")), fp16=bool(recipe.get("fp16")),
             gradient_checkpointing=bool(recipe.get("gradient_checkpointing")),
-            new_param_lr_multiplier=recipe["new_param_lr_multiplier"], new_params=frozenset(built.new_params),
+            new_param_lr_multiplier=recipe["new_param_lr_multiplier"], new_params=new_params,
             device=args.device, progress=not args.no_progress)
         config.validate()
     except ValueError as e:
@@ -204,8 +210,15 @@ def run(args: argparse.Namespace, no_arguments: bool) -> int:
     if main:
         say(f"training: {trainer.total_steps} steps ({trainer.steps_per_epoch} an epoch), "
             f"batch {config.batch_size} x {config.grad_accum}, lr {config.lr:g}"
-            + (f" ({config.new_param_lr_multiplier:g}x for {len(built.new_params)} new tensors)" if built.new_params else "")
+            + (f" ({config.new_param_lr_multiplier:g}x for {len(new_params)} new tensors)" if new_params else "")
             + f", {dinfo.world_size} process(es) on {trainer.device}; writing {out}")
+    if warmup and ckpt is None:
+        if main:
+            say(f"MLM warm-up: {warmup} steps on the training sources (writing {out / 'mlm-warmup'})")
+        w = S.mlm_warmup(model, tokenizer, [r["source"] for r in data.train], warmup, built.new_params,
+                         out / "mlm-warmup", recipe["seed"], args.device, not args.no_progress)
+        if main and w.get("final_loss") is not None:
+            say(f"MLM warm-up done in {w['elapsed_s']:.0f}s, final loss {w['final_loss']:.4f}")
     summary = trainer.train(resume=args.resume)
     if not main:
         return 0

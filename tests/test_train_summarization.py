@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_summarization.py"
 TINY = ["--init", "scratch", "--hidden-size", "32", "--layers", "2", "--heads", "4", "--intermediate-size", "64",
         "--vocab-size", "60", "--max-position-embeddings", "64", "--batch-size", "8", "--max-source-length", "24",
-        "--max-target-length", "8", "--limit-eval", "6", "--no-progress", "--lr", "1e-3"]
+        "--max-target-length", "8", "--limit-eval", "6", "--no-progress", "--lr", "1e-3", "--mlm-warmup-steps", "2"]
 WORDS = "the cat dog bird sat ran flew over under near a big small red blue green house tree river road".split()
 
 
@@ -74,10 +74,12 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
 
     train, val = data
     out = tmp_path / "run"
-    extra = ["--eval-each-epoch"] if scheme == "prefix" else []
+    extra = ["--eval-each-epoch", "--objective", objective] if scheme == "prefix" else []
     proc = run("--train", str(train), "--validation", str(val), "--output-dir", str(out), "--scheme", scheme,
                "--max-steps", "4", "--save-steps", "2", *TINY, *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # prefix and causal models learn token prediction (MLM) on the sources first
+    assert (out / "mlm-warmup" / "log.jsonl").exists() == (scheme != "encoder-decoder")
     assert "Traceback" not in proc.stderr
     assert "skipped 2 record(s) with an empty source or target" in proc.stdout
     assert "rouge1" in proc.stdout and "lead-10" in proc.stdout and "generated:" in proc.stdout
