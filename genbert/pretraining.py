@@ -51,7 +51,8 @@ from .data.objectives import (
     make_nsp_examples,
 )
 from .io import write_json
-from .summarization import UsageError, special_ids
+from .summarization import UsageError, read_run_config, special_ids
+from .training import trim_jsonl
 from .tokenization import Tokenizer
 
 __all__ = [
@@ -696,17 +697,6 @@ def format_eval(before: Mapping[str, Any], after: Optional[Mapping[str, Any]] = 
 
 
 # --------------------------------------------------------------------------- output directory
-def read_run_config(output_dir: Path) -> Optional[dict[str, Any]]:
-    p = Path(output_dir) / RUN_CONFIG
-    if not p.is_file():
-        return None
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise UsageError(f"{p}: cannot read the stored run settings ({e})") from None
-    return d if isinstance(d, dict) else None
-
-
 def default_output_dir(recipe: Mapping[str, Any]) -> Path:
     init = str(recipe.get("init") or "model")
     name = init if init in ("minilm", "scratch") else Path(init).name or "model"
@@ -751,23 +741,6 @@ def read_eval(path: Path) -> Optional[dict[str, Any]]:
     except (OSError, json.JSONDecodeError):
         return None
     return d if isinstance(d, dict) else None
-
-
-def trim_jsonl(path: Path, step: int) -> None:
-    """Drop records after ``step`` (written by an interrupted run that is being resumed)."""
-    path = Path(path)
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and rec.get("step", 0) <= step:
-            kept.append(json.dumps(rec, sort_keys=True))
-    from .io import write_text
-    write_text(path, "".join(x + "\n" for x in kept))
 
 
 __all__ += ["read_run_config", "default_output_dir", "prepare_output_dir", "write_eval", "read_eval", "trim_jsonl",

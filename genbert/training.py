@@ -411,6 +411,29 @@ def _set_rng_state(state: Mapping[str, Any], collator_generator: Optional[torch.
 
 
 # --------------------------------------------------------------------------- the trainer
+def trim_jsonl(path: Path, step: int) -> list[dict[str, Any]]:
+    """Keep the records of a JSONL log up to `step` (dropping those an interrupted run wrote
+    after its last checkpoint, and any line cut short by a crash); returns the kept records."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and rec.get("step", 0) <= step:
+            kept.append(rec)
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    atomic_write(path, write)
+    return kept
+
+
 class Trainer:
     """See the module docstring. ``eval_fn(model) -> dict`` runs (rank 0, eval mode) at the end
     of every epoch; its result is logged. ``on_save(dir)`` adds files to each checkpoint (e.g.
@@ -780,24 +803,7 @@ class Trainer:
 
     def _trim_log(self, step: int) -> None:
         """Drop log records written after the checkpoint (by the run that was interrupted)."""
-        path = self.output_dir / LOG_FILE
-        if not path.is_file():
-            return
-        kept = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-            if isinstance(rec, dict) and rec.get("step", 0) <= step:
-                kept.append(rec)
-        self.history = kept
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
-
-        def write(tmp: str) -> None:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-        atomic_write(path, write)
+        self.history = trim_jsonl(self.output_dir / LOG_FILE, step)
 
     # ------------------------------------------------------------------ plot
     def plot_loss(self) -> Optional[Path]:
