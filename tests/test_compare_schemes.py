@@ -1,0 +1,95 @@
+"""scripts/compare_schemes.py on a tiny transformers BERT checkpoint: every way, a few steps."""
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "compare_schemes.py"
+sys.path.insert(0, str(ROOT / "scripts"))
+
+WORDS = ("the a of to in and on for with at by from is was are be has have said new year government minister "
+         "police court bank market price rise fall sales profit shares company football club match win team "
+         "player coach music film star award show game world cup league report plan tax oil jobs growth bbc "
+         "news people city wins loses record open").split()
+
+
+def _checkpoint(d: Path) -> Path:
+    from transformers import BertConfig, BertForMaskedLM
+    import torch
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+    d.mkdir()
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=64)
+    BertForMaskedLM(cfg).save_pretrained(d)
+    return d
+
+
+def _pairs(path: Path, n: int, seed: int) -> Path:
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n):
+        src = " ".join(rng.choice(WORDS) for _ in range(rng.randint(10, 20)))
+        tgt = " ".join(src.split()[:rng.randint(3, 6)])
+        lines.append(json.dumps({"source": src, "target": tgt}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("compare")
+    return d, _checkpoint(d / "bert"), _pairs(d / "train.jsonl", 24, 0), _pairs(d / "valid.jsonl", 6, 1)
+
+
+def test_every_way(setup):
+    from compare_schemes import main
+    from genbert.comparison import WAY_NAMES
+    d, ckpt, train, valid = setup
+    out, work = d / "docs", d / "work"
+    argv = ["--init", str(ckpt), "--train", str(train), "--validation", str(valid), "--steps", "2",
+            "--batch-size", "4", "--max-source-length", "16", "--max-target-length", "6", "--limit-eval", "4",
+            "--mlm-warmup-steps", "2", "--num-beams", "2", "--output-dir", str(out), "--work-dir", str(work),
+            "--no-progress", "--device", "cpu"]
+    assert main(argv) == 0
+    md = (out / "comparison.md").read_text()
+    table = [line for line in md.splitlines() if line.startswith("| ")]
+    for way in WAY_NAMES:
+        assert sum(line.startswith(f"| {way} |") for line in table) == 1, way
+    assert any("lead-10" in line for line in table)
+    assert "python scripts/compare_schemes.py --init" in md and "## Machine" in md
+    assert (out / "comparison.png").stat().st_size > 1000
+    res = json.loads((out / "comparison.json").read_text())
+    assert [r["way"] for r in res["results"]] == list(WAY_NAMES)
+    for r in res["results"]:
+        for k in ("rouge1", "rouge2", "rougeL", "parameters", "train_s", "decode_tokens_per_s", "mlm_warmup_steps"):
+            assert r[k] is not None, (r["way"], k)
+        assert r["train_steps"] == 2 and r["num_examples"] == 4
+        assert r["mlm_warmup_steps"] == (0 if r["scheme"] == "encoder-decoder" else 2)
+    by = {r["way"]: r for r in res["results"]}
+    assert by["random-init"]["parameters"] == by["prefix-pseudo-mask"]["parameters"]
+    assert by["bert2bert"]["parameters"] > by["bertshare"]["parameters"]
+    assert {"rouge1", "rouge2", "rougeL"} <= set(res["lead10"]) and res["budget"]["steps"] == 2
+    assert (work / "causal" / "predictions.jsonl").is_file()
+    assert not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--ways", "prefix,nope"], "--ways"),
+    (["--steps", "0"], "--steps"),
+    (["--bogus"], "unrecognized"),
+])
+def test_bad_flags(setup, args, words):
+    d, ckpt, train, valid = setup
+    p = subprocess.run([sys.executable, str(SCRIPT), "--init", str(ckpt), "--train", str(train), "--validation",
+                        str(valid), "--output-dir", str(d / "bad"), "--work-dir", str(d / "badwork")] + args,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and words in err[0], p.stderr
+    assert not (d / "bad").exists()
