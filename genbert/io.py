@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -43,3 +44,20 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
     atomic_write(path, _write)
+
+
+def atomic_dir(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp_dir)`, then rename the finished directory to `path` (replacing an old one),
+    so that a crash never leaves a half-written directory under that name."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    write(tmp)
+    if path.exists():
+        old = path.with_name(f".deleting-{path.name}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.rename(path, old)
+        shutil.rmtree(old, ignore_errors=True)
+    os.rename(tmp, path)

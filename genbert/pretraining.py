@@ -50,7 +50,7 @@ from .data.objectives import (
     UniLMCollator,
     make_nsp_examples,
 )
-from .io import write_json
+from .io import atomic_dir, write_json
 from .summarization import UsageError, read_run_config, special_ids
 from .training import trim_jsonl
 from .tokenization import Tokenizer
@@ -716,19 +716,10 @@ def prepare_output_dir(path: Path, overwrite: bool) -> None:
 
 def save_final(model: nn.Module, tokenizer: Tokenizer, path: Path) -> None:
     """``GenBert.save_pretrained`` + ``Tokenizer.save`` into a temp dir renamed into place."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    tokenizer.save(tmp)
-    if path.exists():
-        old = path.with_name(f".deleting-{path.name}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.rename(path, old)
-        shutil.rmtree(old, ignore_errors=True)
-    os.rename(tmp, path)
+    def write(d: Path) -> None:
+        model.save_pretrained(d)
+        tokenizer.save(d)
+    atomic_dir(path, write)
 
 
 def write_eval(path: Path, record: Mapping[str, Any]) -> None:

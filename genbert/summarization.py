@@ -27,7 +27,7 @@ import torch
 from .config import DecoderConfig, GenBertConfig
 from .data.datasets import DataError, load_named, read_pairs
 from .data.objectives import Seq2SeqCollator, SpecialIds
-from .io import write_json, write_text
+from .io import atomic_dir, write_json, write_text
 from .model import GenBert
 from .tokenization import Tokenizer
 
@@ -544,18 +544,7 @@ def read_run_config(output_dir: Path) -> Optional[dict[str, Any]]:
 def save_final(generator, path: Path) -> None:
     """TextGenerator.save_pretrained into a temp dir renamed into place (a crash never leaves
     a half-written ``final``)."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    generator.save_pretrained(tmp)
-    if path.exists():
-        old = path.with_name(f".deleting-{path.name}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.rename(path, old)
-        shutil.rmtree(old, ignore_errors=True)
-    os.rename(tmp, path)
+    atomic_dir(path, generator.save_pretrained)
 
 
 __all__ += ["DataError", "resolve_output_dir", "check_recipe", "check_lengths", "special_ids", "default_output_dir", "timestamped",
