@@ -26,17 +26,13 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 PROG = "eval_mlm.py"
 EXIT_USAGE = 2
 
+from genbert.cli_args import OneLineParser  # noqa: E402
 from genbert.pretraining import CORPORA, DEFAULT_RECIPE  # noqa: E402
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     R = DEFAULT_RECIPE
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("model", help="genbert or transformers BERT directory (with its tokenizer), or 'minilm'")
     p.add_argument("--text", nargs="+", action="extend", metavar="FILE", help="as scripts/pretrain.py --text")

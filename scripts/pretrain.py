@@ -37,17 +37,13 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # "sequence longer tha
 PROG = "pretrain.py"
 EXIT_USAGE = 2
 
+from genbert.cli_args import OneLineParser, add_scratch_size_arguments, add_training_arguments  # noqa: E402
 from genbert.pretraining import CORPORA, DECODER_INITS, DEFAULT_RECIPE, OBJECTIVES  # noqa: E402
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line instead of usage + error
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     R = DEFAULT_RECIPE
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     # every recipe flag defaults to None: explicit > stored run (--resume) > DEFAULT_RECIPE
     d = p.add_argument_group("data")
@@ -70,36 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--decoder-init", choices=DECODER_INITS,
                    help="infilling from an encoder checkpoint: bert (BERT2BERT, default), shared (BERTShare), random")
     m.add_argument("--decoder-layers", type=int, help="infilling: decoder depth (default: the encoder's)")
-    for flag, key in (("--hidden-size", "hidden_size"), ("--layers", "layers"), ("--heads", "heads"),
-                      ("--intermediate-size", "intermediate_size"), ("--vocab-size", "vocab_size"),
-                      ("--max-position-embeddings", "max_position_embeddings")):
-        m.add_argument(flag, type=int, help=f"--init scratch (default {R[key]})")
+    add_scratch_size_arguments(m, R)
     t = p.add_argument_group("training")
-    t.add_argument("--output-dir", type=Path, help="default runs/pretrain-INIT-OBJECTIVE")
-    t.add_argument("--epochs", type=float, help=f"default {R['epochs']}")
-    t.add_argument("--max-steps", type=int, help="optimizer steps; overrides --epochs")
-    t.add_argument("--batch-size", type=int, help=f"global batch (default {R['batch_size']})")
-    t.add_argument("--grad-accum", type=int, help=f"default {R['grad_accum']}")
-    t.add_argument("--lr", type=float, help=f"default {R['lr']}")
-    t.add_argument("--new-param-lr-multiplier", type=float,
-                   help=f"LR factor for newly initialised weights, e.g. MiniLM's MLM head "
-                        f"(default {R['new_param_lr_multiplier']})")
-    t.add_argument("--weight-decay", type=float, help=f"default {R['weight_decay']}")
-    t.add_argument("--warmup", type=float, help=f"fraction (<1) or steps (default {R['warmup']})")
-    t.add_argument("--seed", type=int, help=f"default {R['seed']}")
-    t.add_argument("--save-steps", type=int, help=f"checkpoint every N steps, 0 = at the end (default {R['save_steps']})")
-    t.add_argument("--save-total-limit", type=int, help=f"checkpoints kept (default {R['save_total_limit']})")
-    t.add_argument("--log-steps", type=int, help=f"default {R['log_steps']}")
-    t.add_argument("--max-grad-norm", type=float, help=f"gradient clipping, 0 = off (default {R['max_grad_norm']})")
-    t.add_argument("--gradient-checkpointing", action="store_true", default=None)
+    add_training_arguments(t, R, "default runs/pretrain-INIT-OBJECTIVE",
+                           new_param_help="LR factor for newly initialised weights, e.g. MiniLM's MLM head")
     t.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast on CUDA (default on; ignored on CPU)")
     t.add_argument("--fp16", action="store_true", default=None, help="fp16 autocast (CUDA only) instead of bf16")
-    t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    mode = t.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output-dir")
-    mode.add_argument("--overwrite", action="store_true", help="replace a previous run in --output-dir")
     e = p.add_argument_group("held-out evaluation")
     e.add_argument("--eval-seed", type=int, help=f"seed of the held-out masking (default {R['eval_seed']})")
     e.add_argument("--max-eval-sequences", type=int, help=f"held-out sequences scored (default {R['max_eval_sequences']})")

@@ -27,19 +27,15 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # "sequence longer tha
 PROG = "train_summarization.py"
 EXIT_USAGE = 2
 
+from genbert.cli_args import OneLineParser, add_scratch_size_arguments, add_training_arguments  # noqa: E402
 from genbert.summarization import DECODER_INITS, DEFAULT_RECIPE, OBJECTIVES, SCHEMES  # noqa: E402
 
 from genbert.data.datasets import NAMED_DATASETS as NAMED  # noqa: E402
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line instead of usage + error
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     R = DEFAULT_RECIPE
-    p = _Parser(prog=PROG, description=__doc__,
+    p = OneLineParser(prog=PROG, description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     # every recipe flag defaults to None: explicit > stored run (--resume) > DEFAULT_RECIPE
     d = p.add_argument_group("data")
@@ -61,37 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--mlm-warmup-steps", type=int,
                    help=f"MLM steps on the training sources before seq2seq training, prefix/causal only, "
                         f"0 = off (default {R['mlm_warmup_steps']})")
-    for flag, key in (("--hidden-size", "hidden_size"), ("--layers", "layers"), ("--heads", "heads"),
-                      ("--intermediate-size", "intermediate_size"), ("--vocab-size", "vocab_size"),
-                      ("--max-position-embeddings", "max_position_embeddings")):
-        m.add_argument(flag, type=int, help=f"--init scratch (default {R[key]})")
+    add_scratch_size_arguments(m, R)
     t = p.add_argument_group("training")
-    t.add_argument("--output-dir", type=Path, help="default runs/DATASET")
-    t.add_argument("--epochs", type=float, help=f"default {R['epochs']}")
-    t.add_argument("--max-steps", type=int, help="optimizer steps; overrides --epochs")
-    t.add_argument("--batch-size", type=int, help=f"global batch (default {R['batch_size']})")
-    t.add_argument("--grad-accum", type=int, help=f"default {R['grad_accum']}")
-    t.add_argument("--lr", type=float, help=f"default {R['lr']}")
-    t.add_argument("--new-param-lr-multiplier", type=float,
-                   help=f"LR factor for newly initialised weights (default {R['new_param_lr_multiplier']})")
-    t.add_argument("--weight-decay", type=float, help=f"default {R['weight_decay']}")
-    t.add_argument("--warmup", type=float, help=f"fraction (<1) or steps (default {R['warmup']})")
+    add_training_arguments(t, R, "default runs/DATASET")
     t.add_argument("--label-smoothing", type=float, help=f"default {R['label_smoothing']}")
     t.add_argument("--max-source-length", type=int, help=f"tokens incl. [CLS]/[SEP] (default {R['max_source_length']})")
     t.add_argument("--max-target-length", type=int, help=f"tokens incl. [SEP] (default {R['max_target_length']})")
-    t.add_argument("--seed", type=int, help=f"default {R['seed']}")
-    t.add_argument("--save-steps", type=int, help=f"checkpoint every N steps, 0 = at the end (default {R['save_steps']})")
-    t.add_argument("--save-total-limit", type=int, help=f"checkpoints kept (default {R['save_total_limit']})")
-    t.add_argument("--log-steps", type=int, help=f"default {R['log_steps']}")
-    t.add_argument("--max-grad-norm", type=float, help=f"gradient clipping, 0 = off (default {R['max_grad_norm']})")
-    t.add_argument("--gradient-checkpointing", action="store_true", default=None)
     t.add_argument("--bf16", action="store_true", default=None, help="bf16 autocast (CUDA only)")
     t.add_argument("--fp16", action="store_true", default=None, help="fp16 autocast (CUDA only)")
-    t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bars")
-    mode = t.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output-dir")
-    mode.add_argument("--overwrite", action="store_true", help="replace a previous run in --output-dir")
     e = p.add_argument_group("evaluation")
     e.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     e.add_argument("--eval-each-epoch", action="store_true", help="also score the validation set after every epoch")
