@@ -49,12 +49,12 @@ class KVCache:
     def reorder(self, index: Tensor) -> None:
         """Beam search: row i of the cache becomes row index[i]."""
         p, n = self.shared_prefix, self.length
-        if p == 0:  # whole contiguous rows into a spare buffer, then swap: one pass over memory
+        if p == 0:  # the filled positions into a spare buffer, then swap: one pass over memory
             if self._spare is None:
                 self._spare = (torch.empty_like(self.k), torch.empty_like(self.v))
             sk, sv = self._spare
-            torch.index_select(self.k, 0, index, out=sk)
-            torch.index_select(self.v, 0, index, out=sv)
+            torch.index_select(self.k[:, :, :, :n], 0, index, out=sk[:, :, :, :n])
+            torch.index_select(self.v[:, :, :, :n], 0, index, out=sv[:, :, :, :n])
             self._spare, self.k, self.v = (self.k, self.v), sk, sv
         else:  # only the generated positions differ between beams
             self.k[:, :, :, p:n] = self.k[index, :, :, p:n]

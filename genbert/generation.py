@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import masks
+from . import masks, packing
 
 NEG = -1.0e9
 MASK_PREDICT_OBJECTIVES = ("masked-target", "pseudo-mask")
@@ -340,8 +340,13 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                                  f"{c.max_position_embeddings}; shorten the source or max_new_tokens")
             state = EncoderOnlyState(model, input_ids, attention_mask, token_type_ids, cfg.max_new_tokens,
                                      cfg.use_cache, bool(mp), k)
-        if k == 1:
-            return greedy_or_sample(state, batch, cfg, eos, pad, device)
-        return beam_search(state, batch, cfg, eos, pad, device)
+        strategy = greedy_or_sample if k == 1 else beam_search
+        if not cfg.use_cache:
+            return strategy(state, batch, cfg, eos, pad, device)
+        # every cached step feeds the same number of rows: let MKL pack the generating weights
+        stack = model.decoder if model.decoder is not None else model
+        rows = batch * k * (2 if model.decoder is None and mp else 1)
+        with packing.packed_for(stack, rows):
+            return strategy(state, batch, cfg, eos, pad, device)
     finally:
         model.train(was_training)

@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import ACTIVATIONS
 from .config import GenBertConfig
+from .packing import Linear, linear
 
 
 class LMHead(nn.Module):
     """dense -> activation -> LayerNorm -> tied projection onto the vocabulary (+ bias)."""
+    pack = None  # set by packing.packed_for while decoding
 
     def __init__(self, config: GenBertConfig, word_embeddings: nn.Embedding):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         self.act = ACTIVATIONS[config.hidden_act]
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
@@ -26,7 +27,7 @@ class LMHead(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         """(..., hidden) -> (..., vocab) logits."""
-        return F.linear(self.norm(self.act(self.dense(hidden))), self.weight, self.bias)
+        return linear(self.norm(self.act(self.dense(hidden))), self.weight, self.bias, self.pack)
 
 
 class NSPHead(nn.Module):

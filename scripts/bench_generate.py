@@ -68,6 +68,20 @@ def generate_flops(real_lengths, new, beams, h, inter, layers, vocab, decoder: b
     return f
 
 
+def memory_floor(model, ids, am, new: int, encode_limit_s: float, repeats: int, sync) -> dict:
+    """Greedy decoding's floor on this machine: encoding the sources at the compute limit, then
+    `new` steps that each only read, once, the bytes every step must read (decoder weights, the
+    vocabulary projection, the cross-attention keys/values). Reading is timed as a sum over them."""
+    with torch.inference_mode():
+        memory = model.decoder.precompute_cross(model.encode(ids, am))
+        tensors = [m.weight for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)]
+        tensors += [model.decoder.lm_head.weight] + [t for kv in memory for t in kv]
+        t_read, _ = timed(lambda: [t.sum() for t in tensors], max(repeats, 5), sync)
+    step_bytes = sum(t.numel() * t.element_size() for t in tensors)
+    return dict(encode_limit_s=encode_limit_s, step_mb=step_bytes / 1e6, read_gb_per_s=step_bytes / t_read / 1e9,
+                floor_s=encode_limit_s + new * t_read)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -110,6 +124,8 @@ def main() -> None:
     am = am.to(dev)
 
     peak = matmul_gflops(dev, dtype, sync)
+    encode_limit = generate_flops(lengths, 0, 1, 384, 1536, 6, 30522, decoder=True) / (peak * 1e9)
+    floor = memory_floor(ours, ids, am, n, encode_limit, a.repeats, sync)
     rows, results = [], {"device": dev, "threads": a.threads if dev == "cpu" else None, "dtype": a.dtype,
                          "matmul_gflops": round(peak, 1), "runs": []}
     for beams in (1, 4):
@@ -130,6 +146,9 @@ def main() -> None:
         results["runs"].append(dict(model="bert2bert", strategy=name, transformers_s=t_ref, genbert_s=t_ours,
                                     speedup=t_ref / t_ours, identical_tokens=same, tokens_per_s=b * n / t_ours,
                                     compute_limit_s=limit, fraction_of_limit=limit / t_ours))
+        if beams == 1:
+            floor["best_possible_speedup"] = t_ref / floor["floor_s"]
+            results["greedy_memory_floor"] = floor
         rows.append(f"| bert2bert | {name} | {t_ref:.3f} | {t_ours:.3f} | **{t_ref / t_ours:.2f}x** | {same} | "
                     f"{b * n / t_ours:.0f} | {limit:.3f} ({100 * limit / t_ours:.0f}%) |")
         print(rows[-1], flush=True)
@@ -164,12 +183,18 @@ def main() -> None:
             f"Batch {b}, sources {s} tokens (real lengths {lengths}), {n} new tokens, median of {a.repeats}.\n\n"
             "| model | strategy | transformers (s) | genbert (s) | speedup | identical tokens | genbert tokens/s | "
             "compute limit (s) (% reached) |\n|---|---|---|---|---|---|---|---|\n")
+    fl = floor
+    note = (f"\n\nGreedy memory floor: encoding needs {fl['encode_limit_s']:.3f} s at the compute limit, and every "
+            f"step must read "
+            f"{fl['step_mb']:.0f} MB (decoder weights, vocabulary projection, cross-attention keys/values) at the "
+            f"{fl['read_gb_per_s']:.1f} GB/s this machine reads them, so greedy decoding cannot take less than "
+            f"{fl['floor_s']:.3f} s here: at most {fl['best_possible_speedup']:.2f}x faster than transformers.\n")
     os.makedirs(a.output_dir, exist_ok=True)
     tag = "cuda" if dev.startswith("cuda") else "cpu"
     md = os.path.join(a.output_dir, f"generate_{tag}.md")
     with open(md, "w") as f:
         f.write(f"# Decoding speed ({tag})\n\nCommand: `python scripts/bench_generate.py --device {dev}"
-                f"{' --threads %d' % a.threads if dev == 'cpu' else ''}`\n\n" + head + "\n".join(rows) + "\n")
+                f"{' --threads %d' % a.threads if dev == 'cpu' else ''}`\n\n" + head + "\n".join(rows) + note)
     with open(os.path.join(a.output_dir, f"generate_{tag}.json"), "w") as f:
         json.dump(results, f, indent=2)
     print(f"wrote {md}")
