@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from .config import DecoderConfig, GenBertConfig
-from .data.datasets import DataError, load_named, read_pairs
+from .data.datasets import DataError, dataset_task, load_named, read_pairs
 from .data.objectives import Seq2SeqCollator, SpecialIds
 from .io import atomic_dir, write_json, write_text
 from .model import GenBert
@@ -60,6 +60,7 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "dataset": "bbc-headlines",
     "limit_train": None,
     "limit_eval": None,
+    "task": None,  # how evaluation scores: None = the named dataset's task, else summarization
     # model
     "init": "minilm",
     "scheme": "prefix",
@@ -192,6 +193,7 @@ class SummarizationData:
     validation: list[dict]
     skipped: dict[str, int] = field(default_factory=dict)  # file -> empty records skipped
     name: str = ""
+    task: str = "summarization"  # "translation" for translation datasets (scored with BLEU/chrF)
 
 
 def load_data(dataset: Optional[str] = None, train: Optional[str] = None, validation: Optional[str] = None,
@@ -218,7 +220,8 @@ def load_data(dataset: Optional[str] = None, train: Optional[str] = None, valida
         name = dataset or DEFAULT_RECIPE["dataset"]
         try:
             data = SummarizationData(load_named(name, "train", seed=0),
-                                     load_named(name, "validation", seed=0) if need_validation else [], {}, name)
+                                     load_named(name, "validation", seed=0) if need_validation else [], {}, name,
+                                     dataset_task(name))
         except ModuleNotFoundError as e:
             raise UsageError(f"--dataset {name}: {e}") from None
         except ValueError as e:
@@ -315,12 +318,12 @@ def _hf_loaded_names(path: Path, model: GenBert, decoder_init: Optional[str], de
 def build_model(init: str, scheme: str, objective: str, decoder_init: str = "bert",
                 decoder_layers: Optional[int] = None, train_texts: Sequence[str] = (),
                 tokenizer_dir: Optional[Path] = None, sizes: Optional[dict[str, int]] = None,
-                vocab_size: int = 8000, max_position_embeddings: int = 512) -> BuiltModel:
+                vocab_size: int = 8000, max_position_embeddings: int = 512, lowercase: bool = True) -> BuiltModel:
     """The model and tokenizer for ``--init`` (directory | minilm | scratch) and ``--scheme``.
 
     ``objective`` is the collator objective (stored in ``config.extra``). For scratch, the
     sentencepiece tokenizer is loaded from ``tokenizer_dir`` if it holds one (resume), else
-    trained on ``train_texts``."""
+    trained on ``train_texts`` (lower-cased when ``lowercase``; keep case where scores see it, as BLEU does)."""
     kind, path = _resolve_init(init)
     mask_scheme = "bidirectional" if scheme == "encoder-decoder" else scheme
     want_decoder = scheme == "encoder-decoder"
@@ -339,7 +342,7 @@ def build_model(init: str, scheme: str, objective: str, decoder_init: str = "ber
                 from .tokenization import train_sentencepiece
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    tokenizer = train_sentencepiece(list(train_texts), tmp, vocab_size)
+                    tokenizer = train_sentencepiece(list(train_texts), tmp, vocab_size, lowercase=lowercase)
                 notes += [str(w.message) for w in caught]
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -498,15 +501,16 @@ def generation_settings(recipe: dict[str, Any], objective: str) -> dict[str, Any
 
 
 def evaluate(generator, records: Sequence[dict], batch_size: int = 32, progress: bool = False,
-             ) -> tuple[list[str], dict[str, float], dict[str, dict[str, float]]]:
-    """Generate for ``records``; returns (predictions, ROUGE scores, lead baselines)."""
-    from .metrics import rouge_scores, summarization_baselines
+             task: str = "summarization") -> tuple[list[str], dict[str, Any], dict[str, dict[str, Any]]]:
+    """Generate for ``records``; returns (predictions, scores, baselines): ROUGE and the lead
+    baselines for summarization, BLEU/chrF and the copy-the-source baseline for translation."""
+    from .metrics import baselines, score
     sources = [r["source"] for r in records]
     refs = [r["target"] for r in records]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "N inputs were truncated": expected for long articles
         preds = generator.generate(sources, batch_size=batch_size, progress=progress)
-    return preds, rouge_scores(preds, refs), summarization_baselines(sources, refs)
+    return preds, score(task, preds, refs), baselines(task, sources, refs)
 
 
 def write_evaluation(output_dir: Path, records: Sequence[dict], predictions: Sequence[str],

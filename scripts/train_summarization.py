@@ -31,6 +31,7 @@ from genbert.cli_args import OneLineParser, add_scratch_size_arguments, add_trai
 from genbert.summarization import DECODER_INITS, DEFAULT_RECIPE, OBJECTIVES, SCHEMES  # noqa: E402
 
 from genbert.data.datasets import NAMED_DATASETS as NAMED  # noqa: E402
+from genbert.metrics import TASKS  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--target-field", help="target field / column (default target)")
     d.add_argument("--limit-train", type=int, help="use the first N training pairs")
     d.add_argument("--limit-eval", type=int, help="evaluate on the first N validation pairs")
+    d.add_argument("--task", choices=TASKS, help="scoring: ROUGE (summarization) or BLEU/chrF (translation); "
+                                                 "default: the named dataset's task, else summarization")
     m = p.add_argument_group("model")
     m.add_argument("--init", help=f"transformers BERT or genbert directory, 'minilm' or 'scratch' (default {R['init']})")
     m.add_argument("--scheme", choices=SCHEMES, help=f"default {R['scheme']}")
@@ -112,15 +115,18 @@ def run(args: argparse.Namespace, no_arguments: bool) -> int:
     data = S.load_data(recipe.get("dataset"), recipe.get("train"), recipe.get("validation"),
                        recipe.get("source_field") or "source", recipe.get("target_field") or "target",
                        recipe["limit_train"], recipe["limit_eval"], need_validation=eval_wanted)
+    task = recipe.get("task") or data.task
     if main:
-        say(f"data: {data.name}: {len(data.train)} training pairs, {len(data.validation)} validation pairs")
+        say(f"data: {data.name}: {len(data.train)} training pairs, {len(data.validation)} validation pairs"
+            + (f" ({task})" if task != "summarization" else ""))
         for f, n in data.skipped.items():
             say(f"note: skipped {n} record(s) with an empty source or target in {f}")
     sizes = {k: recipe[k] for k in ("hidden_size", "layers", "heads", "intermediate_size")}
     texts = [t for r in data.train for t in (r["source"], r["target"])] if recipe["init"] == "scratch" else ()
     built = S.build_model(recipe["init"], recipe["scheme"], objective, recipe["decoder_init"],
                           recipe["decoder_layers"], texts, out / S.TOKENIZER_DIR if args.resume else None,
-                          sizes, recipe["vocab_size"], recipe["max_position_embeddings"])
+                          sizes, recipe["vocab_size"], recipe["max_position_embeddings"],
+                          lowercase=task != "translation")  # BLEU is case-sensitive; ROUGE is not
     S.check_lengths(built.model, objective, recipe["max_source_length"], recipe["max_target_length"])
     model, tokenizer = built.model, built.tokenizer
     if main:
@@ -162,7 +168,7 @@ def run(args: argparse.Namespace, no_arguments: bool) -> int:
     if args.eval_each_epoch:
         def eval_fn(m) -> dict[str, Any]:
             gen = TextGenerator(m, tokenizer, settings, device=next(m.parameters()).device)
-            _, scores, _ = S.evaluate(gen, data.validation, recipe["eval_batch_size"])
+            _, scores, _ = S.evaluate(gen, data.validation, recipe["eval_batch_size"], task=task)
             return scores
 
     try:
@@ -204,8 +210,8 @@ def run(args: argparse.Namespace, no_arguments: bool) -> int:
     S.save_final(generator, final)
     if not args.no_eval:
         preds, scores, baselines = S.evaluate(generator, data.validation, recipe["eval_batch_size"],
-                                              progress=not args.no_progress)
-        meta = {**settings, "data": data.name, "num_examples": len(data.validation), "model": str(final),
+                                              progress=not args.no_progress, task=task)
+        meta = {**settings, "data": data.name, "task": task, "num_examples": len(data.validation), "model": str(final),
                 "init": recipe["init"], "train_steps": summary["steps"], "train_loss": summary["final_loss"]}
         S.write_evaluation(out, data.validation, preds, scores, baselines, meta)
         say("")

