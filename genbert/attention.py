@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .cache import KVCache
-from .packing import Linear
 from .config import GenBertConfig
+from .packing import Linear
 
 ACTIVATIONS = {
     "gelu": lambda x: F.gelu(x),

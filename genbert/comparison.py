@@ -14,7 +14,7 @@ import platform
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -247,6 +247,7 @@ def run_comparison(init: str, data: S.SummarizationData, budget: Budget, ways: S
     budget.check()
     if not data.validation:
         raise S.UsageError("the validation set is empty")
+    start = time.perf_counter()
     rows = [train_and_evaluate_way(w, init, data, budget, work_dir, device, progress, log) for w in ways]
     baselines = rows[0]["baselines"] if rows else {}
     for r in rows:
@@ -254,7 +255,7 @@ def run_comparison(init: str, data: S.SummarizationData, budget: Budget, ways: S
     return {"init": init, "dataset": data.name, "train_examples": len(data.train),
             "validation_examples": len(data.validation), "budget": asdict(budget),
             "baselines": baselines, "lead10": baselines.get("lead-10", {}), "results": rows,
-            "machine": machine_description()}
+            "machine": machine_description(), "wall_s": round(time.perf_counter() - start, 1)}
 
 
 def _fmt(v: Any, spec: str) -> str:
@@ -304,7 +305,8 @@ def format_markdown(result: dict[str, Any], command: str) -> str:
         "",
         "## Machine",
         "",
-        result["machine"],
+        result["machine"] + (f"; all ways took {result['wall_s'] / 60:.0f} minutes wall ({result['wall_s']:.0f} s)"
+                             if result.get("wall_s") else ""),
         "",
         "## Command",
         "",

@@ -12,7 +12,6 @@ one-line ``ValueError`` messages naming the flag or file.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile

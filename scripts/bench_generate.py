@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import torch  # noqa: E402
 
-from genbert import DecoderConfig, GenBert, GenBertConfig  # noqa: E402
+from genbert import GenBert, GenBertConfig  # noqa: E402
 
 SIZE = dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
 

@@ -268,7 +268,7 @@ def test_infill_budget_and_alignment(n, seed, ratio, lam):
 
 def test_infill_mean_span_count():
     g = gen(5)
-    n, masks_total, runs = 100, 0, 300
+    masks_total, runs = 0, 300
     for _ in range(runs):
         masks_total += infill(list(range(4, 104)), IDS, g).count(IDS.mask)
     # 30 covered tokens / E[len]=3 -> ~10 spans (zero-length insertions included)

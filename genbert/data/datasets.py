@@ -45,12 +45,12 @@ __all__ = [
 SPLITS = ("train", "validation", "test")
 NAMED_DATASETS = ("bbc-headlines", "aclsum", "aclsum-challenge", "aclsum-approach", "aclsum-outcome", "bible-en-fr")
 TRANSLATION_DATASETS = ("bible-en-fr",)
+PAIR_FORMATS = (".jsonl", ".json", ".csv", ".tsv")
 
 
 def dataset_task(name: str) -> str:
     """"translation" or "summarization": how a named dataset is scored."""
     return "translation" if name in TRANSLATION_DATASETS else "summarization"
-PAIR_FORMATS = (".jsonl", ".json", ".csv", ".tsv")
 
 
 class DataError(ValueError):
