@@ -4,6 +4,7 @@ Both are post-LayerNorm residual blocks, as in BERT: `norm(x + dropout(sublayer(
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Optional
 
 import torch.nn.functional as F
@@ -14,9 +15,9 @@ from .config import GenBertConfig
 from .packing import Linear
 
 ACTIVATIONS = {
-    "gelu": lambda x: F.gelu(x),
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu": F.gelu,
+    "gelu_new": partial(F.gelu, approximate="tanh"),
+    "gelu_pytorch_tanh": partial(F.gelu, approximate="tanh"),
     "relu": F.relu,
     "silu": F.silu,
     "swish": F.silu,

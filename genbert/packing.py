@@ -8,6 +8,7 @@ only inside `packed_for`.
 """
 from __future__ import annotations
 
+import weakref
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -40,15 +41,20 @@ class Linear(nn.Linear):
         return linear(x, self.weight, self.bias, self.pack)
 
 
+# module -> (key, pack). Kept outside the modules: a pack is an opaque MKL tensor that
+# copy.deepcopy and pickling cannot handle.
+_PACKS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
 def _pack(module: nn.Module, weight: Tensor, rows: int) -> tuple[int, Tensor]:
     try:
         key = (rows, weight.data_ptr(), weight._version)
     except RuntimeError:  # inference tensors carry no version counter: never reuse their packs
         key = None
-    cached = getattr(module, "_pack_cache", None)
+    cached = _PACKS.get(module)
     if key is None or cached is None or cached[0] != key:
         cached = (key, torch.ops.mkl._mkl_reorder_linear_weight(weight.detach(), rows))
-        module._pack_cache = cached
+        _PACKS[module] = cached
     return rows, cached[1]
 
 

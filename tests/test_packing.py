@@ -48,3 +48,16 @@ def test_packed_decoding_gives_the_unpacked_logits(num_beams):
         with packing.packed_for(model.decoder, rows=2 * num_beams):
             packed = model.logits(model.decoder(dec, None, memory, None))
     torch.testing.assert_close(packed, plain, rtol=1e-5, atol=1e-5)
+
+
+@needs_mkl
+def test_a_model_that_decoded_can_still_be_copied_and_pickled():
+    import copy
+    import io
+    torch.manual_seed(0)
+    model = GenBert(tiny_config(decoder=DecoderConfig(num_hidden_layers=2))).eval()
+    ids, am = padded_batch([5, 3], low=5)
+    first = model.generate(ids, am, max_new_tokens=5)
+    twin = copy.deepcopy(model)  # packs are opaque MKL tensors: they must not live on the modules
+    assert torch.equal(twin.generate(ids, am, max_new_tokens=5), first)
+    torch.save(model, io.BytesIO())
