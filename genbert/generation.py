@@ -330,6 +330,7 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
             start = c.decoder_start_token_id if cfg.decoder_start_token_id is None else cfg.decoder_start_token_id
             state = Seq2SeqState(model, input_ids, attention_mask, token_type_ids, cfg.max_new_tokens,
                                  cfg.use_cache, start, k)
+            fed = 1  # tokens each cached step feeds per row
         else:
             mp = cfg.mask_predict
             if mp is None:
@@ -340,13 +341,13 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                                  f"{c.max_position_embeddings}; shorten the source or max_new_tokens")
             state = EncoderOnlyState(model, input_ids, attention_mask, token_type_ids, cfg.max_new_tokens,
                                      cfg.use_cache, bool(mp), k)
+            fed = 2 if mp else 1  # mask-predict feeds the last token and a [MASK]
         strategy = greedy_or_sample if k == 1 else beam_search
         if not cfg.use_cache:
             return strategy(state, batch, cfg, eos, pad, device)
         # every cached step feeds the same number of rows: let MKL pack the generating weights
         stack = model.decoder if model.decoder is not None else model
-        rows = batch * k * (2 if model.decoder is None and mp else 1)
-        with packing.packed_for(stack, rows):
+        with packing.packed_for(stack, batch * k * fed):
             return strategy(state, batch, cfg, eos, pad, device)
     finally:
         model.train(was_training)

@@ -46,7 +46,8 @@ class Linear(nn.Linear):
 _PACKS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
 
 
-def _pack(module: nn.Module, weight: Tensor, rows: int) -> tuple[int, Tensor]:
+def _pack(module: nn.Module, rows: int) -> tuple[int, Tensor]:
+    weight = module.weight
     try:
         key = (rows, weight.data_ptr(), weight._version)
     except RuntimeError:  # inference tensors carry no version counter: never reuse their packs
@@ -64,7 +65,7 @@ def packed_for(root: nn.Module, rows: int) -> Iterator[None]:
     `rows` rows through packed weights; other inputs take the usual path."""
     targets = [m for m in root.modules() if hasattr(m, "pack") and available(m.weight)]
     for m in targets:
-        m.pack = _pack(m, m.weight, rows)
+        m.pack = _pack(m, rows)
     try:
         yield
     finally:

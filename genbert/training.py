@@ -44,7 +44,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .io import atomic_write, write_json
+from .io import atomic_write, write_json, write_text
 
 __all__ = [
     "TrainConfig",
@@ -425,12 +425,7 @@ def trim_jsonl(path: Path, step: int) -> list[dict[str, Any]]:
             continue
         if isinstance(rec, dict) and rec.get("step", 0) <= step:
             kept.append(rec)
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-    atomic_write(path, write)
+    write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
     return kept
 
 

@@ -335,8 +335,10 @@ def _aclsum(split: str, aspect: Optional[str]) -> list[dict]:
     return recs
 
 
-def _split_groups(recs: list[dict], keys, seed: int) -> dict[str, list[dict]]:
-    """Split 80/10/10, keeping records that share any key (duplicates) in the same split."""
+def _split_groups(recs: list[dict], keys, seed: int,
+                  bounds: tuple[float, float] = (0.8, 0.9)) -> dict[str, list[dict]]:
+    """Split train/validation/test at the cumulative `bounds` (80/10/10 by default), keeping
+    records that share any key (duplicates, one chapter) in the same split."""
     parent = list(range(len(recs)))
 
     def find(i: int) -> int:
@@ -359,7 +361,7 @@ def _split_groups(recs: list[dict], keys, seed: int) -> dict[str, list[dict]]:
     ordered = sorted(groups.values(), key=lambda g: min(recs[i]["id"] for i in g))
     random.Random(seed).shuffle(ordered)
     n = len(recs)
-    bounds = (0.8 * n, 0.9 * n)
+    bounds = (bounds[0] * n, bounds[1] * n)
     out: dict[str, list[dict]] = {s: [] for s in SPLITS}
     done = 0
     for g in ordered:
@@ -456,20 +458,7 @@ def bible_pairs(db: Optional[Path] = None) -> list[dict]:
 
 @functools.lru_cache(maxsize=2)
 def _bible_splits(seed: int) -> dict[str, list[dict]]:
-    recs = bible_pairs()
-    chapters: dict[str, list[dict]] = {}
-    for r in recs:
-        chapters.setdefault(r["id"].rsplit("/", 1)[0], []).append(r)
-    order = sorted(chapters)
-    random.Random(seed).shuffle(order)
-    n, out, done = len(recs), {s: [] for s in SPLITS}, 0
-    for c in order:
-        split = "train" if done < 0.9 * n else "validation" if done < 0.95 * n else "test"
-        out[split].extend(chapters[c])
-        done += len(chapters[c])
-    for s in SPLITS:
-        out[s].sort(key=lambda r: r["id"])
-    return out
+    return _split_groups(bible_pairs(), lambda r: (r["id"].rsplit("/", 1)[0],), seed, bounds=(0.9, 0.95))
 
 
 # ---------------------------------------------------------------------------- Wikipedia
