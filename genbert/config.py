@@ -7,8 +7,34 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+# ---- the one vocabulary of genbert: every CLI choice list comes from here
+# attention-mask schemes of the encoder (genbert/masks.py)
 MASK_SCHEMES = ("bidirectional", "causal", "prefix")
+# how a model generates, the recipes' --scheme: a mask scheme, or an encoder plus a decoder
+SCHEMES = ("prefix", "causal", "encoder-decoder", "bidirectional")
+# the seq2seq training objectives of each scheme (the first is the scheme's default)
+OBJECTIVES: dict[str, tuple[str, ...]] = {
+    "prefix": ("pseudo-mask", "next-token", "masked-target"),
+    "causal": ("next-token",),
+    "encoder-decoder": ("next-token",),
+    "bidirectional": ("diffusion",),
+}
+SEQ2SEQ_OBJECTIVES = ("next-token", "masked-target", "pseudo-mask", "diffusion")
+# pretraining objectives (scripts/pretrain.py)
+PRETRAINING_OBJECTIVES = ("mlm", "mlm+nsp", "infilling", "unilm")
+ALL_OBJECTIVES = SEQ2SEQ_OBJECTIVES + PRETRAINING_OBJECTIVES
+# how a model decodes: next-token (read the next token off the last one), mask-predict (UniLM:
+# a [MASK] at the next position is predicted), diffusion (a block of [MASK]s unmasked in steps)
+DECODINGS = ("next-token", "mask-predict", "diffusion")
+DECODING_OF_OBJECTIVE = {"next-token": "next-token", "masked-target": "mask-predict",
+                         "pseudo-mask": "mask-predict", "diffusion": "diffusion"}
+# BERT2Rnd, BERT2BERT, BERTShare (Rothe et al. 2020)
 DECODER_INITS = ("random", "bert", "shared")
+
+
+def mask_scheme_of(scheme: str) -> str:
+    """The encoder's attention-mask scheme for a --scheme (an encoder-decoder's encoder is bidirectional)."""
+    return "bidirectional" if scheme == "encoder-decoder" else scheme
 
 
 @dataclass
@@ -54,7 +80,9 @@ class GenBertConfig:
     decoder_start_token_id: Optional[int] = None
     mask_scheme: str = "bidirectional"
     decoder: Optional[DecoderConfig] = None
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form metadata (training settings, ...)
+    objective: Optional[str] = None  # the seq2seq objective it was trained with (ALL_OBJECTIVES), if any
+    decoding: str = "next-token"  # how generate() writes (DECODINGS)
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form metadata (task, ...)
 
     def __post_init__(self) -> None:
         defaults = (101, 102, 103) if self.vocab_size > 103 else (1, 2, 3)
@@ -65,6 +93,10 @@ class GenBertConfig:
             self.decoder = DecoderConfig(**self.decoder)
         if self.mask_scheme not in MASK_SCHEMES:
             raise ValueError(f"mask_scheme must be one of {MASK_SCHEMES}, got {self.mask_scheme!r}")
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {DECODINGS}, got {self.decoding!r}")
+        if self.objective is not None and self.objective not in ALL_OBJECTIVES:
+            raise ValueError(f"objective must be one of {ALL_OBJECTIVES} or None, got {self.objective!r}")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads ({self.num_attention_heads})"
@@ -101,7 +133,13 @@ class GenBertConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GenBertConfig":
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        kw = {k: v for k, v in d.items() if k in names}
+        legacy = (kw.get("extra") or {}).get("objective")  # genbert 0.1 kept it in extra
+        if "decoding" not in kw and legacy is not None:
+            legacy = {"causal": "next-token", "encoder-decoder": "next-token"}.get(legacy, legacy)
+            kw["decoding"] = DECODING_OF_OBJECTIVE.get(legacy, "next-token")
+            kw.setdefault("objective", legacy if legacy in ALL_OBJECTIVES else None)
+        return cls(**kw)
 
     def to_json_file(self, path: str | os.PathLike) -> None:
         with open(path, "w", encoding="utf-8") as f:

@@ -18,7 +18,6 @@ from torch import Tensor
 from . import masks, packing
 
 NEG = -1.0e9
-MASK_PREDICT_OBJECTIVES = ("masked-target", "pseudo-mask")
 
 
 @dataclass
@@ -38,7 +37,7 @@ class GenerationConfig:
     pad_token_id: Optional[int] = None
     decoder_start_token_id: Optional[int] = None
     use_cache: bool = True
-    mask_predict: Optional[bool] = None  # None: from the model's training objective
+    mask_predict: Optional[bool] = None  # None: from the model's config.decoding
     generator: Optional[torch.Generator] = None
 
     def validate(self) -> None:
@@ -334,7 +333,7 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
         else:
             mp = cfg.mask_predict
             if mp is None:
-                mp = c.extra.get("objective") in MASK_PREDICT_OBJECTIVES
+                mp = c.decoding == "mask-predict"
             need = int(attention_mask.sum(1).max()) + cfg.max_new_tokens + int(mp)
             if need > c.max_position_embeddings:
                 raise ValueError(f"source length + max_new_tokens = {need} exceeds max_position_embeddings="

@@ -393,8 +393,8 @@ def build_model(recipe: Mapping[str, Any], train_texts: Sequence[str] = (), toke
     c = built.model.config
     c.mask_scheme = "bidirectional"
     extra = {k: v for k, v in c.extra.items() if k not in ("objective", "task", "scheme")}
-    c.extra = {**extra, "task": "pretraining", "objective": objective,
-               "scheme": "encoder-decoder" if seq2seq else "bidirectional"}
+    c.objective, c.decoding = objective, "next-token"
+    c.extra = {**extra, "task": "pretraining", "scheme": "encoder-decoder" if seq2seq else "bidirectional"}
     if objective != "mlm+nsp" and not seq2seq:
         # a bidirectional model scores NSP in every forward, but only mlm+nsp gives it a loss: frozen,
         # it trains exactly as before, and DistributedDataParallel expects no gradient for it

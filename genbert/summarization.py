@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from .config import DecoderConfig, GenBertConfig
+from .config import DECODING_OF_OBJECTIVE, DecoderConfig, GenBertConfig
 from .data.datasets import DataError, dataset_task, load_named, read_pairs
 from .data.objectives import Seq2SeqCollator, SpecialIds
 from .io import atomic_dir, write_json, write_text
@@ -387,7 +387,9 @@ def build_model(init: str, scheme: str, objective: str, decoder_init: str = "ber
     if (tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id) != (
             c.pad_token_id, c.cls_token_id, c.sep_token_id) or len(tokenizer) > c.vocab_size:
         raise UsageError(f"--init {init}: the tokenizer does not match the model (special ids or vocabulary size)")
-    c.extra = {**c.extra, "objective": objective, "task": "summarization", "scheme": scheme}
+    c.objective = "next-token" if objective in ("causal", "encoder-decoder") else objective
+    c.decoding = DECODING_OF_OBJECTIVE.get(c.objective, "next-token")
+    c.extra = {**c.extra, "task": "summarization", "scheme": scheme}
     return BuiltModel(model, tokenizer, new, desc, notes, trained)
 
 
@@ -495,7 +497,7 @@ def generation_settings(recipe: dict[str, Any], objective: str) -> dict[str, Any
         "no_repeat_ngram_size": recipe["no_repeat_ngram_size"],
         "length_penalty": recipe["length_penalty"],
         "scheme": recipe["scheme"],
-        "objective": objective,
+        "objective": "next-token" if objective in ("causal", "encoder-decoder") else objective,
     }
 
 

@@ -56,7 +56,7 @@ def test_batch_equals_each_source_alone(kind):
 
 
 def test_mask_predict_cached_equals_uncached():
-    model = _model("prefix", extra={"objective": "masked-target"})
+    model = _model("prefix", objective="masked-target", decoding="mask-predict")
     ids, am = padded_batch([8, 4], low=5)
     for kw in (dict(), dict(num_beams=3)):
         a = _gen(model, ids, am, **kw)

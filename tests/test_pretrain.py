@@ -91,7 +91,7 @@ def test_each_objective_trains_and_saves_a_loadable_model(tmp_path, text_file, c
     model = GenBert.from_pretrained(out / "final")
     tok = Tokenizer.from_dir(out / "final")
     assert len(tok) <= model.config.vocab_size and tok.mask_token_id == model.config.mask_token_id
-    assert model.config.extra["objective"] == objective and model.config.extra["task"] == "pretraining"
+    assert model.config.objective == objective and model.config.extra["task"] == "pretraining"
     assert model.config.mask_scheme == "bidirectional"
     assert (model.decoder is not None) == (objective == "infilling")
     if objective == "infilling":

@@ -67,8 +67,8 @@ def snapshot(d: Path) -> dict[str, bytes]:
 
 
 # --------------------------------------------------------------------------- end to end
-@pytest.mark.parametrize("scheme,objective", [("prefix", "masked-target"), ("causal", "causal"),
-                                              ("encoder-decoder", "encoder-decoder")])
+@pytest.mark.parametrize("scheme,objective", [("prefix", "masked-target"), ("causal", "next-token"),
+                                              ("encoder-decoder", "next-token")])
 def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     from genbert import GenBert, TextGenerator
 
@@ -88,7 +88,8 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     gen = TextGenerator.from_pretrained(out / "final", device="cpu")
     assert isinstance(gen.generate("the cat sat near a big tree."), str)
     model = GenBert.from_pretrained(out / "final")
-    assert model.config.extra["objective"] == objective
+    assert model.config.objective == objective
+    assert model.config.decoding == ("mask-predict" if objective == "masked-target" else "next-token")
     assert (model.decoder is not None) == (scheme == "encoder-decoder")
     assert model.config.mask_scheme == {"prefix": "prefix", "causal": "causal"}.get(scheme, "bidirectional")
     settings = json.loads((out / "final" / "generation.json").read_text())
