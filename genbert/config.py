@@ -28,6 +28,10 @@ ALL_OBJECTIVES = SEQ2SEQ_OBJECTIVES + PRETRAINING_OBJECTIVES
 DECODINGS = ("next-token", "mask-predict", "diffusion")
 DECODING_OF_OBJECTIVE = {"next-token": "next-token", "masked-target": "mask-predict",
                          "pseudo-mask": "mask-predict", "diffusion": "diffusion"}
+# the attention of a diffusion (bidirectional-scheme) model: "source-block" = the source sees the
+# source, the target block sees the source and the whole block (the source's keys and values are
+# computed once per generate call); "bidirectional" = everything sees everything (an ablation)
+DIFFUSION_MASKS = ("source-block", "bidirectional")
 # BERT2Rnd, BERT2BERT, BERTShare (Rothe et al. 2020)
 DECODER_INITS = ("random", "bert", "shared")
 
@@ -82,6 +86,7 @@ class GenBertConfig:
     decoder: Optional[DecoderConfig] = None
     objective: Optional[str] = None  # the seq2seq objective it was trained with (ALL_OBJECTIVES), if any
     decoding: str = "next-token"  # how generate() writes (DECODINGS)
+    diffusion_mask: str = "source-block"  # decoding="diffusion" only (DIFFUSION_MASKS)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form metadata (task, ...)
 
     def __post_init__(self) -> None:
@@ -95,6 +100,8 @@ class GenBertConfig:
             raise ValueError(f"mask_scheme must be one of {MASK_SCHEMES}, got {self.mask_scheme!r}")
         if self.decoding not in DECODINGS:
             raise ValueError(f"decoding must be one of {DECODINGS}, got {self.decoding!r}")
+        if self.diffusion_mask not in DIFFUSION_MASKS:
+            raise ValueError(f"diffusion_mask must be one of {DIFFUSION_MASKS}, got {self.diffusion_mask!r}")
         if self.objective is not None and self.objective not in ALL_OBJECTIVES:
             raise ValueError(f"objective must be one of {ALL_OBJECTIVES} or None, got {self.objective!r}")
         if self.hidden_size % self.num_attention_heads:
