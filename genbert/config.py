@@ -32,6 +32,8 @@ DECODING_OF_OBJECTIVE = {"next-token": "next-token", "masked-target": "mask-pred
 # source, the target block sees the source and the whole block (the source's keys and values are
 # computed once per generate call); "bidirectional" = everything sees everything (an ablation)
 DIFFUSION_MASKS = ("source-block", "bidirectional")
+# what a seq2seq model is scored on: ROUGE (summarization) or BLEU/chrF (translation)
+TASKS = ("summarization", "translation")
 # BERT2Rnd, BERT2BERT, BERTShare (Rothe et al. 2020)
 DECODER_INITS = ("random", "bert", "shared")
 

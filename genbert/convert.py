@@ -1,6 +1,8 @@
 """Checkpoint I/O: genbert directories and transformers BERT / bert2bert directories, both ways.
 
-transformers' BERT names map onto genbert's by a plain table of regular expressions.
+Pure functions over config dicts and state dicts (it never builds a model: `GenBert.from_pretrained`
+and `save_pretrained` do, with these). transformers' BERT names map onto genbert's by a plain table
+of regular expressions.
 """
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ import json
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -47,7 +50,10 @@ _DECODER_RULES = [
 ]
 _SKIPPED = re.compile(r"(position_ids|cls\.predictions\.decoder\.(weight|bias))$")
 _CONFIG_FIELDS = [f.name for f in dataclasses.fields(GenBertConfig)
-                  if f.name not in ("mask_scheme", "decoder", "extra")]
+                  if f.name not in ("mask_scheme", "decoder", "extra", "objective", "decoding", "diffusion_mask")]
+# how a genbert model trains and decodes, kept in a transformers config.json under these names
+_GENBERT_FIELDS = {"genbert_mask_scheme": "mask_scheme", "genbert_objective": "objective",
+                   "genbert_decoding": "decoding", "genbert_diffusion_mask": "diffusion_mask"}
 
 
 def _sub(rules: list[tuple[str, str]], key: str) -> Optional[str]:
@@ -84,6 +90,20 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     raise FileNotFoundError(f"{path}: no model.safetensors or pytorch_model.bin")
 
 
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The directory's config.json as a dict (FileNotFoundError / ValueError naming the file)."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: no config.json (not a model directory)")
+    try:
+        d = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path / 'config.json'}: not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{path / 'config.json'}: not a JSON object")
+    return d
+
+
 def _special_ids(path: Path, hf: dict[str, Any], vocab_size: int) -> dict[str, int]:
     """[CLS]/[SEP]/[MASK] ids: from the config, else the directory's vocab.txt, else BERT's."""
     ids = {}
@@ -105,90 +125,88 @@ def _config_from_hf(path: Path, hf: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"{path}: position_embedding_type {hf['position_embedding_type']!r} is not supported")
     kw = {k: hf[k] for k in _CONFIG_FIELDS if k in hf and hf[k] is not None}
     kw.update(_special_ids(path, hf, hf["vocab_size"]))
-    kw["mask_scheme"] = hf.get("genbert_mask_scheme") or ("causal" if hf.get("is_decoder") else "bidirectional")
+    kw.update({ours: hf[theirs] for theirs, ours in _GENBERT_FIELDS.items() if hf.get(theirs) is not None})
+    kw.setdefault("mask_scheme", "causal" if hf.get("is_decoder") else "bidirectional")
     return kw
 
 
 # ---------------------------------------------------------------------- loading
-def load_pretrained(path: str | os.PathLike, decoder: Optional[str] = None,
-                    decoder_layers: Optional[int] = None, **overrides: Any):
-    from .model import GenBert
-
+def load_checkpoint(path: str | os.PathLike, decoder: Optional[str] = None, decoder_layers: Optional[int] = None,
+                    overrides: Optional[Mapping[str, Any]] = None) -> tuple[GenBertConfig, dict[str, Tensor]]:
+    """(config, genbert-named state dict) of a genbert directory or a local transformers BERT /
+    bert2bert directory. `decoder="bert"|"shared"|"random"` adds a decoder to an encoder checkpoint
+    (BERT2BERT, BERTShare, BERT2Rnd); `overrides` set config fields, e.g. mask_scheme."""
     path = Path(path)
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path}: no config.json (not a model directory)")
-    try:
-        hf = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path / 'config.json'}: not valid JSON ({e})") from None
+    hf = read_config(path)
     model_type = hf.get("model_type")
     sd = read_state_dict(path)
+    overrides = dict(overrides or {})
 
     if model_type == "genbert":
-        config = GenBertConfig.from_dict({**hf, **overrides})
-        if decoder is not None:
-            raise ValueError("decoder= adds a decoder to an encoder checkpoint; this genbert model is complete")
-        model = GenBert(config)
-        _load(model, sd, path, warn_new=True)
-        return model
-
-    if model_type == "bert":
+        kw = GenBertConfig.from_dict(hf).to_dict()
+        kw.pop("model_type", None)
+        mapped = dict(sd)
+        if decoder is not None and kw.get("decoder") is not None:
+            raise ValueError(f"{path}: decoder= adds a decoder to an encoder checkpoint; this genbert model has one")
+    elif model_type == "bert":
         kw = _config_from_hf(path, hf)
         mapped = {}
         for k, v in sd.items():
-            k = k[5:] if k.startswith("bert.") else k
-            new = hf_to_genbert_key(k)
+            new = hf_to_genbert_key(k[5:] if k.startswith("bert.") else k)
             if new is not None:
                 mapped[new] = v
     elif model_type == "encoder-decoder":
-        enc, dec = hf["encoder"], hf["decoder"]
-        if enc.get("model_type") != "bert" or dec.get("model_type") != "bert":
-            raise ValueError(f"{path}: only BERT encoder-decoder (bert2bert) models are supported")
-        for f in ("hidden_size", "num_attention_heads", "intermediate_size", "hidden_act", "vocab_size",
-                  "max_position_embeddings", "type_vocab_size", "layer_norm_eps"):
-            if enc.get(f) != dec.get(f):
-                raise ValueError(f"{path}: encoder and decoder differ in {f} ({enc.get(f)} vs {dec.get(f)})")
-        kw = _config_from_hf(path, enc)
-        kw["mask_scheme"] = "bidirectional"
-        for f in ("pad_token_id", "eos_token_id", "decoder_start_token_id"):
-            if hf.get(f) is not None:
-                kw[f] = hf[f]
-        if kw.get("decoder_start_token_id") is None:
-            raise ValueError(f"{path}: config.json has no decoder_start_token_id")
-        mapped = {}
-        for k, v in sd.items():
-            if k.startswith("encoder."):
-                new = hf_to_genbert_key(k[len("encoder."):])
-            elif k.startswith("decoder."):
-                k = k[len("decoder."):]
-                new = hf_to_genbert_key(k[5:] if k.startswith("bert.") else k, part="decoder")
-            else:
-                new = None
-            if new is not None:
-                mapped[new] = v
-        shared = torch.equal(mapped["embeddings.word.weight"], mapped["decoder.embeddings.word.weight"])
-        kw["decoder"] = DecoderConfig(num_hidden_layers=dec["num_hidden_layers"], init="bert",
-                                      share_word_embeddings=shared)
-        if shared:
-            del mapped["decoder.embeddings.word.weight"]
+        if decoder is not None:
+            raise ValueError(f"{path}: decoder= needs an encoder-only checkpoint; this is an encoder-decoder")
+        kw, mapped = _bert2bert(path, hf, sd)
     else:
         raise ValueError(f"{path / 'config.json'}: model_type {model_type!r} is not supported "
                          "(expected 'bert', 'encoder-decoder' or 'genbert')")
-
     if decoder is not None:
-        if model_type != "bert":
-            raise ValueError("decoder= needs an encoder-only BERT checkpoint")
         kw["mask_scheme"] = "bidirectional"
-        mapped = _add_decoder(kw, mapped, decoder, decoder_layers)
+        mapped = add_decoder(kw, mapped, decoder, decoder_layers)
     kw.update(overrides)
-    model = GenBert(GenBertConfig(**kw))
-    _load(model, mapped, path, warn_new=True)
-    return model
+    return GenBertConfig.from_dict(kw), mapped
 
 
-def _add_decoder(kw: dict[str, Any], mapped: dict[str, Tensor], init: str,
-                 layers: Optional[int]) -> dict[str, Tensor]:
-    """BERT2BERT / BERTShare / BERT2Rnd (Rothe et al. 2020) from an encoder checkpoint's tensors."""
+def _bert2bert(path: Path, hf: dict[str, Any], sd: dict[str, Tensor]) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    enc, dec = hf["encoder"], hf["decoder"]
+    if enc.get("model_type") != "bert" or dec.get("model_type") != "bert":
+        raise ValueError(f"{path}: only BERT encoder-decoder (bert2bert) models are supported")
+    for f in ("hidden_size", "num_attention_heads", "intermediate_size", "hidden_act", "vocab_size",
+              "max_position_embeddings", "type_vocab_size", "layer_norm_eps"):
+        if enc.get(f) != dec.get(f):
+            raise ValueError(f"{path}: encoder and decoder differ in {f} ({enc.get(f)} vs {dec.get(f)})")
+    kw = _config_from_hf(path, enc)
+    kw["mask_scheme"] = "bidirectional"
+    for f in ("pad_token_id", "eos_token_id", "decoder_start_token_id"):
+        if hf.get(f) is not None:
+            kw[f] = hf[f]
+    if kw.get("decoder_start_token_id") is None:
+        raise ValueError(f"{path}: config.json has no decoder_start_token_id")
+    mapped = {}
+    for k, v in sd.items():
+        if k.startswith("encoder."):
+            new = hf_to_genbert_key(k[len("encoder."):])
+        elif k.startswith("decoder."):
+            k = k[len("decoder."):]
+            new = hf_to_genbert_key(k[5:] if k.startswith("bert.") else k, part="decoder")
+        else:
+            new = None
+        if new is not None:
+            mapped[new] = v
+    shared = torch.equal(mapped["embeddings.word.weight"], mapped["decoder.embeddings.word.weight"])
+    kw["decoder"] = DecoderConfig(num_hidden_layers=dec["num_hidden_layers"], init="bert",
+                                  share_word_embeddings=shared)
+    if shared:
+        del mapped["decoder.embeddings.word.weight"]
+    return kw, mapped
+
+
+def add_decoder(kw: dict[str, Any], mapped: dict[str, Tensor], init: str,
+                layers: Optional[int]) -> dict[str, Tensor]:
+    """BERT2BERT / BERTShare / BERT2Rnd (Rothe et al. 2020) from an encoder checkpoint's tensors:
+    sets `kw["decoder"]` and returns the state dict with the decoder tensors it provides."""
     n_enc = kw["num_hidden_layers"]
     layers = layers or n_enc
     if init == "shared":
@@ -215,37 +233,42 @@ def _add_decoder(kw: dict[str, Any], mapped: dict[str, Tensor], init: str,
     return out
 
 
-def _load(model, sd: dict[str, Tensor], path: Path, warn_new: bool) -> None:
-    result = model.load_state_dict(sd, strict=False)
-    aliases = _alias_names(model)
-    missing = [k for k in result.missing_keys if k not in aliases]
-    if model.decoder is not None:  # the encoder's own heads play no part in encoder-decoder generation
-        missing = [k for k in missing if not k.startswith(("lm_head.", "nsp_head."))]
-    if result.unexpected_keys:
-        warnings.warn(f"{path}: ignored tensors not in the model: {', '.join(result.unexpected_keys[:8])}"
-                      + (" ..." if len(result.unexpected_keys) > 8 else ""), stacklevel=3)
-    if missing and warn_new:
-        groups = sorted({re.sub(r"\.(weight|bias)$", "", re.sub(r"\.\d+\.", ".*.", k)) for k in missing})
-        warnings.warn(f"{path}: newly initialised (not in the checkpoint): {', '.join(groups)}", stacklevel=3)
+@dataclass(frozen=True)
+class LoadReport:
+    """What loading a checkpoint into a model did: `new` = parameters the checkpoint did not hold
+    (newly initialised), `ignored` = checkpoint tensors the model has no place for."""
+
+    path: str
+    new: tuple[str, ...]
+    ignored: tuple[str, ...]
+    quiet: tuple[str, ...] = ()  # new names not worth a warning (heads that play no part)
+
+    def warn(self, stacklevel: int = 3) -> None:
+        if self.ignored:
+            warnings.warn(f"{self.path}: ignored tensors not in the model: {', '.join(self.ignored[:8])}"
+                          + (" ..." if len(self.ignored) > 8 else ""), stacklevel=stacklevel)
+        loud = [n for n in self.new if n not in self.quiet]
+        if loud:
+            warnings.warn(f"{self.path}: newly initialised (not in the checkpoint): {summarize_names(loud, 0)}",
+                          stacklevel=stacklevel)
 
 
-def _alias_names(model) -> set[str]:
-    """State-dict names that are second names of a shared tensor (not saved)."""
-    unique = {name for name, _ in model.named_parameters()}
-    return {name for name, _ in model.named_parameters(remove_duplicate=False)} - unique
+def summarize_names(names: Sequence[str], limit: int = 6) -> str:
+    """Parameter names grouped by layer pattern ("encoder.layers.*.ffn.up"), at most `limit` groups (0: all)."""
+    groups = sorted({re.sub(r"\.(weight|bias)$", "", re.sub(r"\.\d+\.", ".*.", n)) for n in names})
+    if limit and len(groups) > limit:
+        return ", ".join(groups[:limit]) + f", ... ({len(groups)} groups)"
+    return ", ".join(groups)
 
 
 # ---------------------------------------------------------------------- saving
-def save_pretrained(model, path: str | os.PathLike, format: str = "genbert") -> None:
+def save_genbert(config: GenBertConfig, state: Mapping[str, Tensor], path: str | os.PathLike) -> None:
+    """config.json + model.safetensors, each written atomically."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    if format == "transformers":
-        return to_transformers(model, path)
-    if format != "genbert":
-        raise ValueError(f"format must be 'genbert' or 'transformers', got {format!r}")
-    state = {k: v.detach().contiguous().cpu() for k, v in model.named_parameters()}
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     atomic_write(path / "model.safetensors", lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-    write_json(path / "config.json", model.config.to_dict())
+    write_json(path / "config.json", config.to_dict())
 
 
 def _bert_hf_config(config: GenBertConfig, **extra: Any) -> dict[str, Any]:
@@ -254,8 +277,7 @@ def _bert_hf_config(config: GenBertConfig, **extra: Any) -> dict[str, Any]:
     return d
 
 
-def _hf_bert_state(model, genbert_prefix: str, part: str, hf_keys: list[str]) -> dict[str, Tensor]:
-    own = dict(model.named_parameters(remove_duplicate=False))
+def _hf_bert_state(own: Mapping[str, Tensor], genbert_prefix: str, part: str, hf_keys: list[str]) -> dict[str, Tensor]:
     out = {}
     for hf_key in hf_keys:
         src = hf_to_genbert_key(hf_key, part=part)
@@ -283,28 +305,30 @@ def _hf_keys(config: GenBertConfig, n_layers: int, cross: bool, pooler: bool, ns
     return keys
 
 
-def to_transformers(model, path: str | os.PathLike) -> None:
+def save_transformers(config: GenBertConfig, own: Mapping[str, Tensor], path: str | os.PathLike) -> None:
     """Write a directory that transformers loads with identical logits: BertForPreTraining layout
-    (BertForMaskedLM / BertLMHeadModel load it too) or, with a decoder, EncoderDecoderModel."""
+    (BertForMaskedLM / BertLMHeadModel load it too) or, with a decoder, EncoderDecoderModel.
+    `own`: every genbert parameter by name, shared tensors under each of their names. How the model
+    trains and decodes (mask scheme, objective, decoding) is kept as `genbert_*` config entries."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    c = model.config
+    c = config
     ids = dict(cls_token_id=c.cls_token_id, sep_token_id=c.sep_token_id, mask_token_id=c.mask_token_id)
-    if model.decoder is None:
+    genbert = {theirs: getattr(c, ours) for theirs, ours in _GENBERT_FIELDS.items()}
+    if c.decoder is None:
         keys = _hf_keys(c, c.num_hidden_layers, cross=False, pooler=True, nsp=True)
         enc_keys = [k for k in keys if not k.startswith("cls.")]
-        state = _hf_bert_state(model, "bert.", "encoder", enc_keys)
-        state.update(_hf_bert_state(model, "", "encoder", [k for k in keys if k.startswith("cls.")]))
+        state = _hf_bert_state(own, "bert.", "encoder", enc_keys)
+        state.update(_hf_bert_state(own, "", "encoder", [k for k in keys if k.startswith("cls.")]))
         causal = c.mask_scheme == "causal"
         hf_config = _bert_hf_config(c, architectures=["BertLMHeadModel" if causal else "BertForPreTraining"],
-                                    is_decoder=causal, genbert_mask_scheme=c.mask_scheme, **ids)
+                                    is_decoder=causal, **genbert, **ids)
     else:
         enc_keys = [k for k in _hf_keys(c, c.num_hidden_layers, False, True, False) if not k.startswith("cls.")]
         dec_keys = _hf_keys(c, c.decoder.num_hidden_layers, cross=True, pooler=False, nsp=False)
-        state = _hf_bert_state(model, "encoder.", "encoder", enc_keys)
-        state.update(_hf_bert_state(model, "decoder.bert.", "decoder",
-                                    [k for k in dec_keys if not k.startswith("cls.")]))
-        state.update(_hf_bert_state(model, "decoder.", "decoder", [k for k in dec_keys if k.startswith("cls.")]))
+        state = _hf_bert_state(own, "encoder.", "encoder", enc_keys)
+        state.update(_hf_bert_state(own, "decoder.bert.", "decoder", [k for k in dec_keys if not k.startswith("cls.")]))
+        state.update(_hf_bert_state(own, "decoder.", "decoder", [k for k in dec_keys if k.startswith("cls.")]))
         dec_cfg = _bert_hf_config(c, num_hidden_layers=c.decoder.num_hidden_layers, is_decoder=True,
                                   add_cross_attention=True, architectures=["BertLMHeadModel"], **ids)
         hf_config = {

@@ -31,10 +31,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
         raise
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
+def write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> None:
     def _write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
+            json.dump(obj, f, indent=2, sort_keys=sort_keys, ensure_ascii=sort_keys)
             f.write("\n")
     atomic_write(path, _write)
 

@@ -9,6 +9,8 @@ import re
 from typing import Any
 
 from rouge_score import rouge_scorer
+
+from .config import TASKS
 from sacrebleu.metrics import BLEU, CHRF
 
 __all__ = [
@@ -25,7 +27,6 @@ __all__ = [
     "baselines",
 ]
 
-TASKS = ("summarization", "translation")
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 # A sentence ends after '.', '!' or '?' that is followed by white space ("3.5" and "e.g.x" stay whole).

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import masks
+from . import convert, masks
 from .cache import KVCache
 from .config import GenBertConfig
 from .decoder import Decoder
@@ -41,6 +41,7 @@ class GenBert(nn.Module):
         self.lm_head = LMHead(config, self.embeddings.word)
         self.nsp_head = NSPHead(config)
         self.decoder: Optional[Decoder] = None
+        self.load_report: Optional[convert.LoadReport] = None  # set by from_pretrained
         if config.decoder is not None:
             if config.decoder.share_encoder_weights:  # BERTShare: only cross-attention is new
                 self.decoder = Decoder(config, encoder=self.encoder, embeddings=self.embeddings,
@@ -230,12 +231,27 @@ class GenBert(nn.Module):
                         decoder_layers: Optional[int] = None, **overrides: Any) -> "GenBert":
         """Load a genbert directory or a local transformers BERT / bert2bert directory.
         `decoder="bert"|"shared"|"random"` adds a decoder to an encoder checkpoint
-        (BERT2BERT, BERTShare, BERT2Rnd); `overrides` set config fields, e.g. mask_scheme."""
-        from .convert import load_pretrained
-        return load_pretrained(path, decoder=decoder, decoder_layers=decoder_layers, **overrides)
+        (BERT2BERT, BERTShare, BERT2Rnd); `overrides` set config fields, e.g. mask_scheme.
+        `model.load_report` says which parameters were newly initialised (also warned about)."""
+        config, state = convert.load_checkpoint(path, decoder, decoder_layers, overrides)
+        model = cls(config)
+        result = model.load_state_dict(state, strict=False)
+        names = dict(model.named_parameters(remove_duplicate=False))
+        aliases = set(names) - {n for n, _ in model.named_parameters()}  # second names of shared tensors
+        new = tuple(k for k in result.missing_keys if k in names and k not in aliases)
+        quiet: tuple[str, ...] = ()
+        if model.decoder is not None and not config.decoder.share_encoder_weights:
+            quiet = tuple(k for k in new if k.startswith(("lm_head.", "nsp_head.")))  # the encoder's own heads
+        model.load_report = convert.LoadReport(str(path), new, tuple(result.unexpected_keys), quiet)
+        model.load_report.warn()
+        return model
 
     def save_pretrained(self, path: str | os.PathLike, format: str = "genbert") -> None:
         """Write config.json + model.safetensors atomically (`format="transformers"` writes a
         directory that transformers' BertForPreTraining / EncoderDecoderModel loads)."""
-        from .convert import save_pretrained
-        save_pretrained(self, path, format=format)
+        if format == "transformers":
+            convert.save_transformers(self.config, dict(self.named_parameters(remove_duplicate=False)), path)
+        elif format == "genbert":
+            convert.save_genbert(self.config, dict(self.named_parameters()), path)
+        else:
+            raise ValueError(f"format must be 'genbert' or 'transformers', got {format!r}")

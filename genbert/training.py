@@ -52,6 +52,7 @@ __all__ = [
     "Trainer",
     "DistInfo",
     "init_distributed",
+    "barrier",
     "bucketed_batches",
     "example_length",
     "latest_checkpoint",
@@ -119,6 +120,7 @@ class TrainConfig:
     adam_eps: float = 1e-8
     bucket_size: int = 50
     progress: bool = True
+    progress_label: str = "training"  # the progress bar's label, e.g. "MLM warm-up"
     plot: bool = True
 
     def __post_init__(self) -> None:
@@ -188,7 +190,8 @@ def init_distributed(device: Optional[str] = None) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dist.get_backend())
 
 
-def _barrier(info: DistInfo) -> None:
+def barrier(info: DistInfo) -> None:
+    """Wait for every process (a no-op without torchrun)."""
     if info.enabled:
         dist.barrier()
 
@@ -588,7 +591,7 @@ class Trainer:
         if self.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             self._clean_temp_dirs()
-        _barrier(self.dist)
+        barrier(self.dist)
         ckpt: Optional[Path] = None
         if resume is True:
             ckpt = latest_checkpoint(self.output_dir)
@@ -608,7 +611,7 @@ class Trainer:
         pbar = None
         if self.is_main and cfg.progress:
             from tqdm.auto import tqdm
-            pbar = tqdm(total=self.total_steps, initial=self.step, desc="training", unit="step",
+            pbar = tqdm(total=self.total_steps, initial=self.step, desc=cfg.progress_label, unit="step",
                         dynamic_ncols=True, mininterval=1.0)
         window = {"loss": 0.0, "n": 0, "tokens": 0, "time": 0.0, "grad_norm": 0.0, "lr": 0.0}
         start_time = time.perf_counter() - self.elapsed
@@ -688,7 +691,7 @@ class Trainer:
                            "eval": dict(result)})
                 msg = "  ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items())
                 (pbar.write if pbar is not None else print)(f"step {self.step} eval: {msg}")
-        _barrier(self.dist)
+        barrier(self.dist)
 
     # ------------------------------------------------------------------ checkpoints
     def _clean_temp_dirs(self) -> None:
@@ -736,7 +739,7 @@ class Trainer:
                     _remove_dir(old)
             if self.config.plot:
                 self.plot_loss()
-        _barrier(self.dist)
+        barrier(self.dist)
         return final
 
     def load_checkpoint(self, ckpt: str | os.PathLike) -> None:

@@ -1,7 +1,7 @@
-"""scripts/benchmark.py end to end (predictions mode via subprocess; model mode with a fake generator)."""
+"""scripts/benchmark.py (genbert.recipes.benchmark) end to end (predictions mode via subprocess; model mode
+with a fake generator)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -139,9 +139,9 @@ def test_non_string_field_and_non_object_line(files):
     bad = _write_jsonl(tmp / "bad.jsonl", [DATA[0], {"source": 3, "target": "t"}])
     _assert_one_line_error(_run("--data", bad, "--task", "translation", "--predictions", preds),
                            f"{bad}:2:", "'source'")
-    bad.write_text('["a", "b"]\n')
+    bad.write_text('["a", "b"]\n')  # a JSON array file: its records are numbered
     _assert_one_line_error(_run("--data", bad, "--task", "translation", "--predictions", preds),
-                           f"{bad}:1:", "JSON object")
+                           f"{bad}: record 1:", "JSON object")
 
 
 def test_unreadable_and_empty_files(files):
@@ -152,7 +152,7 @@ def test_unreadable_and_empty_files(files):
     empty = tmp / "empty.jsonl"
     empty.write_text("\n  \n")
     _assert_one_line_error(_run("--data", empty, "--task", "translation", "--predictions", preds),
-                           str(empty), "no records")
+                           str(empty), "file is empty")
 
 
 @pytest.mark.parametrize("n_predictions, line", [(2, 2), (4, 4)])
@@ -186,10 +186,8 @@ def test_bad_flags(files):
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from genbert.recipes import benchmark
+    return benchmark
 
 
 class FakeGenerator:
@@ -209,10 +207,10 @@ class FakeGenerator:
 
 
 def test_model_mode_overrides_settings_and_saves_predictions(files, monkeypatch, capsys):
-    import genbert
+    import genbert.textgen
 
     tmp, data, _ = files
-    monkeypatch.setattr(genbert, "TextGenerator", FakeGenerator, raising=False)
+    monkeypatch.setattr(genbert.textgen, "TextGenerator", FakeGenerator)
     FakeGenerator.calls = []
     out = tmp / "res.json"
     rc = _load_script().main(["--data", str(data), "--task", "summarization", "--model", str(tmp),
@@ -244,5 +242,5 @@ def test_named_dataset_split_scores_as_its_task(tmp_path):
     assert result["settings"]["task"] == "translation" and result["settings"]["data"] == "bible-en-fr:test"
     assert result["scores"]["bleu"] == pytest.approx(100.0) and "copy-source" in result["baselines"]
     bad = _run("--dataset", "nope", "--predictions", preds)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown dataset" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "invalid choice: 'nope'" in bad.stderr
     assert _run("--data", tmp_path / "x.jsonl", "--predictions", preds).stderr.startswith("benchmark.py: error: --task")

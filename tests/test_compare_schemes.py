@@ -1,4 +1,5 @@
-"""scripts/compare_schemes.py on a tiny transformers BERT checkpoint: every way, a few steps."""
+"""scripts/compare_schemes.py (genbert.recipes.compare) on a tiny transformers BERT checkpoint: every way,
+a few steps; results resume; the report assembles partial results."""
 import json
 import random
 import subprocess
@@ -9,7 +10,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "compare_schemes.py"
-sys.path.insert(0, str(ROOT / "scripts"))
 
 WORDS = ("the a of to in and on for with at by from is was are be has have said new year government minister "
          "police court bank market price rise fall sales profit shares company football club match win team "
@@ -47,16 +47,26 @@ def setup(tmp_path_factory):
     return d, _checkpoint(d / "bert"), _pairs(d / "train.jsonl", 24, 0), _pairs(d / "valid.jsonl", 6, 1)
 
 
-def test_every_way(setup):
-    from compare_schemes import main
-    from genbert.comparison import WAY_NAMES
+def test_every_way_resumes_and_reports(setup, capsys):
+    from genbert.recipes.compare import WAY_NAMES, main
     d, ckpt, train, valid = setup
     out, work = d / "docs", d / "work"
-    argv = ["--init", str(ckpt), "--train", str(train), "--validation", str(valid), "--steps", "2",
+    argv = ["--init", str(ckpt), "--train", str(train), "--validation", str(valid), "--max-steps", "2",
             "--batch-size", "4", "--max-source-length", "16", "--max-target-length", "6", "--limit-eval", "4",
             "--mlm-warmup-steps", "2", "--num-beams", "2", "--output-dir", str(out), "--work-dir", str(work),
             "--no-progress", "--device", "cpu"]
+    # a part first: two ways; the report holds what exists
+    assert main(argv + ["--ways", "causal,bert2bert"]) == 0
+    res = json.loads((out / "comparison.json").read_text())
+    assert [w["name"] for w in res["ways"]] == ["causal", "bert2bert"]
+    done = {p.name: p.stat().st_mtime_ns for p in (out / "comparison").glob("*.json")}
+    assert set(done) == {"summarization-causal-seed0.json", "summarization-bert2bert-seed0.json"}
+    capsys.readouterr()
+    # then every way: the finished results are not redone
     assert main(argv) == 0
+    assert "[causal] seed 0: done before" in capsys.readouterr().out
+    for name, mtime in done.items():
+        assert (out / "comparison" / name).stat().st_mtime_ns == mtime
     md = (out / "comparison.md").read_text()
     table = [line for line in md.splitlines() if line.startswith("| ")]
     for way in WAY_NAMES:
@@ -65,23 +75,25 @@ def test_every_way(setup):
     assert "python scripts/compare_schemes.py --init" in md and "## Machine" in md
     assert (out / "comparison.png").stat().st_size > 1000
     res = json.loads((out / "comparison.json").read_text())
-    assert [r["way"] for r in res["results"]] == list(WAY_NAMES)
-    for r in res["results"]:
-        for k in ("rouge1", "rouge2", "rougeL", "parameters", "train_s", "decode_tokens_per_s", "mlm_warmup_steps"):
-            assert r[k] is not None, (r["way"], k)
-        assert r["train_steps"] == 2 and r["num_examples"] == 4
-        assert r["mlm_warmup_steps"] == (0 if r["scheme"] == "encoder-decoder" else 2)
-    by = {r["way"]: r for r in res["results"]}
+    assert [w["name"] for w in res["ways"]] == list(WAY_NAMES)
+    for w in res["ways"]:
+        assert w["parameters"] and w["validation_rougeL_mean"] is not None, w["name"]
+        (s,) = w["seeds"]
+        for k in ("train_s", "decode", "validation"):
+            assert s[k] is not None, (w["name"], k)
+        assert s["train_steps"] == 2 and s["num_examples"] == 4
+        assert w["mlm_warmup_steps"] == (0 if w["scheme"] == "encoder-decoder" else 2)
+    by = {w["name"]: w for w in res["ways"]}
     assert by["random-init"]["parameters"] == by["prefix-pseudo-mask"]["parameters"]
     assert by["bert2bert"]["parameters"] > by["bertshare"]["parameters"]
-    assert {"rouge1", "rouge2", "rougeL"} <= set(res["lead10"]) and res["budget"]["steps"] == 2
-    assert (work / "causal" / "predictions.jsonl").is_file()
+    assert {"rouge1", "rouge2", "rougeL"} <= set(res["baselines"]["lead-10"]) and res["budget"]["max_steps"] == 2
+    assert (work / "causal-seed0" / "predictions.jsonl").is_file()
     assert not list(out.glob(".*.tmp"))
 
 
 @pytest.mark.parametrize("args, words", [
     (["--ways", "prefix,nope"], "--ways"),
-    (["--steps", "0"], "--steps"),
+    (["--max-steps", "0"], "--max-steps"),
     (["--bogus"], "unrecognized"),
 ])
 def test_bad_flags(setup, args, words):

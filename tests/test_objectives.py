@@ -13,7 +13,7 @@ from genbert import masks
 from genbert.config import GenBertConfig
 from genbert.data.objectives import (
     IGNORE_INDEX,
-    SEQ2SEQ_OBJECTIVES,
+    LAYOUTS,
     UNILM_SCHEMES,
     InfillingCollator,
     MLMCollator,
@@ -288,7 +288,7 @@ def test_permute_and_denoising_pair(sentences, seed):
 def test_infilling_collator():
     g = gen(0)
     batch = [list(range(4, 40)), list(range(50, 60))]
-    out = InfillingCollator(IDS, "encoder-decoder", max_target_length=20, generator=g)(batch)
+    out = InfillingCollator(IDS, max_target_length=20, generator=g)(batch)
     assert out["labels"][0].tolist() == list(range(4, 24)) + [IDS.sep]
     assert out["labels"][1].tolist() == list(range(50, 60)) + [IDS.sep] + [IGNORE_INDEX] * 10
     assert (out["input_ids"] == IDS.mask).any()
@@ -342,8 +342,9 @@ def layout(src, tgt):
 @PROP
 @given(pairs, seeds)
 def test_next_token_and_causal_layout(batch, seed):
-    for objective in ("next-token", "causal"):
-        out = Seq2SeqCollator(IDS, objective, generator=gen(seed))(batch)
+    for scheme in ("prefix", "causal"):
+        out = Seq2SeqCollator(IDS, "next-token", generator=gen(seed), scheme=scheme)(batch)
+        objective = "causal" if scheme == "causal" else "next-token"
         assert out["shift_labels"] is True
         for i, (src, tgt) in enumerate(batch):
             row, types = layout(src, tgt)
@@ -426,8 +427,8 @@ def test_pseudo_mask_layout(batch, seed):
 @PROP
 @given(pairs, seeds, st.integers(0, 10), st.integers(0, 10))
 def test_encoder_decoder_and_truncation(batch, seed, max_src, max_tgt):
-    out = Seq2SeqCollator(IDS, "encoder-decoder", max_source_length=max_src, max_target_length=max_tgt,
-                          generator=gen(seed))(batch)
+    out = Seq2SeqCollator(IDS, max_source_length=max_src, max_target_length=max_tgt,
+                          generator=gen(seed), scheme="encoder-decoder")(batch)
     assert set(out) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
     for i, (src, tgt) in enumerate(batch):
         row = [IDS.cls, *src[:max_src], IDS.sep]
@@ -442,8 +443,10 @@ def test_encoder_decoder_and_truncation(batch, seed, max_src, max_tgt):
 def test_unknown_objective_lists_choices():
     with pytest.raises(ValueError) as e:
         Seq2SeqCollator(IDS, "bogus")
-    for name in SEQ2SEQ_OBJECTIVES:
+    for name in ("next-token", "masked-target", "pseudo-mask"):
         assert name in str(e.value)
+    with pytest.raises(ValueError, match="'masked-target' for the causal scheme"):
+        Seq2SeqCollator(IDS, "masked-target", scheme="causal")
 
 
 # ----------------------------------------------------------------------------- reproducibility
@@ -454,8 +457,9 @@ def _all_collators(seed: int):
         (MLMCollator(IDS, 32, generator=gen(seed)), "docs"),
         (UniLMCollator(IDS, 32, generator=gen(seed)), "docs"),
         (NSPCollator(IDS, 32, generator=gen(seed)), "nsp"),
-        (InfillingCollator(IDS, "masked-target", generator=gen(seed)), "docs"),
-        *[(Seq2SeqCollator(IDS, o, generator=gen(seed)), "pairs") for o in SEQ2SEQ_OBJECTIVES],
+        (InfillingCollator(IDS, "masked-target", generator=gen(seed), scheme="prefix"), "docs"),
+        *[(Seq2SeqCollator(IDS, o if s == "prefix" else "next-token", generator=gen(seed), scheme=s), "pairs")
+          for o in LAYOUTS for s in [{"causal": "causal", "encoder-decoder": "encoder-decoder"}.get(o, "prefix")]],
     ]
 
 

@@ -1,8 +1,7 @@
-"""scripts/pretrain.py and genbert.pretraining: tiny runs per objective, held-out split and
-evaluation, resume, bad input."""
+"""scripts/pretrain.py (genbert.recipes.pretrain) and genbert.data.documents: tiny runs per objective,
+held-out split and evaluation, resume, bad input."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -14,7 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from genbert import pretraining as P
+from genbert.data import documents as D
+from genbert.data.datasets import DataError
+from genbert.recipes import pretrain as P
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "pretrain.py"
@@ -24,14 +25,7 @@ TINY = ["--init", "scratch", "--hidden-size", "32", "--layers", "2", "--heads", 
 WORDS = "the cat dog bird sat ran flew over under near a big small red blue green house tree river road".split()
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("pretrain_script", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-script = _load_script()
+script = P
 
 
 def make_docs(n: int, seed: int = 0) -> list[str]:
@@ -112,14 +106,12 @@ def test_each_objective_trains_and_saves_a_loadable_model(tmp_path, text_file, c
         assert all(set(r) - {"step"} <= set(P.UNILM_SCHEMES) and len(r) > 1 for r in recs)
         assert "training loss per UniLM scheme" in stdout
     if objective == "mlm":  # the result is a valid --init of scripts/train_summarization.py
-        from genbert.summarization import build_model
-        built = build_model(str(out / "final"), "prefix", "masked-target")
+        from genbert.recipes.common import ModelSpec, build_model
+        built = build_model(ModelSpec(str(out / "final"), "prefix", "masked-target"))
         assert built.model.config.mask_scheme == "prefix" and not built.new_params
+        assert built.model.config.decoding == "mask-predict"
         # scripts/eval_mlm.py scores the saved model on the same held-out inputs
-        spec = importlib.util.spec_from_file_location("eval_mlm_script", REPO / "scripts" / "eval_mlm.py")
-        ev_script = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(ev_script)
-        assert ev_script.main([str(out / "final"), "--text", str(text_file), "--heldout-fraction", "0.1",
+        assert P.eval_main([str(out / "final"), "--text", str(text_file), "--heldout-fraction", "0.1",
                                "--max-length", "32", "--json"]) == 0
         again = json.loads(capsys.readouterr().out)
         assert again["masked_token_accuracy"] == ev["after"]["masked_token_accuracy"]
@@ -173,40 +165,40 @@ def test_eval_sets_are_fixed_by_the_eval_seed(tokenizer):
 
 def test_chunks_fit_max_length(tokenizer):
     docs = make_docs(5, seed=1)
-    chunks = P.chunk_documents(tokenizer, docs, 16)
+    chunks = D.chunk_documents(tokenizer, docs, 16)
     assert chunks and all(1 <= len(c) <= 14 for c in chunks)
     whole = sum(len(x) for x in tokenizer.batch_encode(docs))
     assert whole - 5 * 14 / 8 <= sum(map(len, chunks)) <= whole  # only short tails are dropped
-    assert P.split_sentences("One two. Three four!\nFive six? seven. Eight") == [
+    assert D.split_sentences("One two. Three four!\nFive six? seven. Eight") == [
         "One two.", "Three four!", "Five six? seven.", "Eight"]
 
 
 # --------------------------------------------------------------------------- held-out split
 def test_heldout_split_is_deterministic_and_disjoint():
     docs = [f"document {i}: " + " ".join(random.Random(i).choice(WORDS) for _ in range(8)) for i in range(1000)]
-    s = P.split_heldout(docs, 0.05)
+    s = D.split_heldout(docs, 0.05)
     assert set(s.train).isdisjoint(s.heldout) and len(s.train) + len(s.heldout) == len(docs)
     assert 25 <= len(s.heldout) <= 80
     assert s.train == [d for d in docs if d not in set(s.heldout)]  # training keeps the input order
     shuffled = list(docs)
     random.Random(1).shuffle(shuffled)
-    s2 = P.split_heldout(shuffled, 0.05)
+    s2 = D.split_heldout(shuffled, 0.05)
     assert s2.heldout == s.heldout and s2.fingerprint == s.fingerprint  # not the order: the text decides
     # a document's side does not depend on the others
-    assert set(P.split_heldout(docs[:500], 0.05).heldout) == set(s.heldout) & set(docs[:500])
-    assert len(P.split_heldout(docs[:3], 0.05).heldout) == 1  # at least one held out
-    assert len(P.split_heldout(docs[:2], 0.5).train) == 1  # at least one kept
-    assert P.split_heldout(docs[:3], 0).heldout == []
-    with pytest.raises(P.UsageError, match="at least 2"):
-        P.split_heldout(docs[:1], 0.05)
+    assert set(D.split_heldout(docs[:500], 0.05).heldout) == set(s.heldout) & set(docs[:500])
+    assert len(D.split_heldout(docs[:3], 0.05).heldout) == 1  # at least one held out
+    assert len(D.split_heldout(docs[:2], 0.5).train) == 1  # at least one kept
+    assert D.split_heldout(docs[:3], 0).heldout == []
+    with pytest.raises(DataError, match="at least 2"):
+        D.split_heldout(docs[:1], 0.05)
 
 
 def test_duplicates_are_dropped_before_the_split(tmp_path):
     f = tmp_path / "d.jsonl"
     f.write_text("\n".join(json.dumps({"text": t}) for t in ["Hello  world.", "hello world.", "Other text."]) + "\n")
-    d = P.load_documents([str(f)])
+    d = D.load_documents([str(f)])
     assert d.texts == ["Hello  world.", "Other text."] and d.duplicates == 1 and d.sources == {str(f): 3}
-    assert P.load_documents([str(f)], limit=1).texts == ["Hello  world."]
+    assert D.load_documents([str(f)], limit=1).texts == ["Hello  world."]
 
 
 # --------------------------------------------------------------------------- resume
@@ -290,7 +282,8 @@ def test_bad_input_in_a_real_process(tmp_path):
     assert proc.stderr.strip() == f"pretrain.py: error: {bad}:2: expected a JSON object, got list"
 
 
-def test_default_recipe_is_all_flags():
-    flags = script.build_parser()._option_string_actions
-    for key in P.DEFAULT_RECIPE:
-        assert "--" + key.replace("_", "-") in flags, key
+def test_every_recipe_field_is_a_flag_with_help():
+    from dataclasses import fields
+    actions = {a.dest: a for a in script.build_parser()._actions}
+    for f in fields(P.PretrainRecipe):
+        assert f.name in actions and actions[f.name].help, f.name

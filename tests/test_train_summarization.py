@@ -1,7 +1,7 @@
-"""scripts/train_summarization.py: tiny end-to-end runs per scheme, resume, bad input, output-dir protection."""
+"""scripts/train_summarization.py (genbert.recipes.seq2seq): tiny end-to-end runs per scheme, resume,
+bad input, output-dir protection."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,14 +18,7 @@ TINY = ["--init", "scratch", "--hidden-size", "32", "--layers", "2", "--heads", 
 WORDS = "the cat dog bird sat ran flew over under near a big small red blue green house tree river road".split()
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("train_summarization_script", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-script = _load_script()
+from genbert.recipes import seq2seq as script  # noqa: E402
 
 
 def write_pairs(path: Path, n: int, seed: int = 0, empty: int = 0) -> Path:
@@ -224,25 +217,30 @@ def test_bad_input_in_a_real_process(tmp_path, data):
 
 
 # --------------------------------------------------------------------------- defaults
-def test_default_recipe_is_all_flags():
-    from genbert.summarization import DEFAULT_RECIPE
-    flags = script.build_parser()._option_string_actions
-    for key in DEFAULT_RECIPE:
-        assert "--" + key.replace("_", "-") in flags, key
-    assert DEFAULT_RECIPE["init"] == "minilm" and DEFAULT_RECIPE["dataset"] == "bbc-headlines"
-    assert DEFAULT_RECIPE["scheme"] == "prefix"
+def test_every_recipe_field_is_a_flag_with_help():
+    from dataclasses import fields
+    from genbert.recipes.seq2seq import Seq2SeqRecipe
+    actions = {a.dest: a for a in script.build_parser()._actions}
+    for f in fields(Seq2SeqRecipe):
+        assert f.name in actions and actions[f.name].help, f.name
+    r = Seq2SeqRecipe()
+    assert (r.init, r.dataset, r.scheme, r.seq2seq_objective, r.max_steps) == ("minilm", "bbc-headlines", "prefix",
+                                                                               "pseudo-mask", 1000)
+    assert "(default 1000)" in actions["max_steps"].help
 
 
 def test_default_output_dir(tmp_path, monkeypatch):
-    from genbert.summarization import DEFAULT_RECIPE, check_output_dir, resolve_output_dir, UsageError
+    from genbert.recipes.common import RunOptions, UsageError, check_output_dir
+    from genbert.recipes.seq2seq import Seq2SeqRecipe, output_dir_for
     monkeypatch.chdir(tmp_path)
-    assert resolve_output_dir(None, DEFAULT_RECIPE) == Path("runs/bbc-headlines")
-    assert resolve_output_dir(None, {**DEFAULT_RECIPE, "dataset": None, "train": "x/my.jsonl"}) == Path("runs/my")
+    assert output_dir_for(Seq2SeqRecipe(), RunOptions()) == Path("runs/bbc-headlines")
+    assert output_dir_for(Seq2SeqRecipe(dataset=None, train="x/my.jsonl"), RunOptions()) == Path("runs/my")
     Path("runs/bbc-headlines").mkdir(parents=True)
     (Path("runs/bbc-headlines") / "log.jsonl").write_text("{}\n")
-    # with arguments: an error naming --overwrite / --resume; with none at all: a fresh directory
-    with pytest.raises(UsageError, match="--overwrite"):
-        check_output_dir(resolve_output_dir(None, DEFAULT_RECIPE), resume=False, overwrite=False)
-    fresh = resolve_output_dir(None, DEFAULT_RECIPE, no_arguments=True)
+    # no --output-dir: a fresh timestamped directory beside the earlier run, whatever the other flags
+    fresh = output_dir_for(Seq2SeqRecipe(batch_size=8), RunOptions())
     assert fresh.parent == Path("runs") and fresh.name.startswith("bbc-headlines-")
-    check_output_dir(fresh, resume=False, overwrite=False)
+    # an explicit --output-dir holding a run: an error naming --overwrite / --resume
+    with pytest.raises(UsageError, match="--overwrite"):
+        check_output_dir(output_dir_for(Seq2SeqRecipe(), RunOptions(output_dir=Path("runs/bbc-headlines"))),
+                         resume=False, overwrite=False)

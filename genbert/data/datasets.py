@@ -175,6 +175,20 @@ def _csv_rows(path, text: str, delimiter: str, fields: tuple[str, ...]):
         raise DataError(path, f"malformed {'TSV' if delimiter == chr(9) else 'CSV'} ({e})", reader.line_num) from None
 
 
+def read_json_field(path, field: str, limit: Optional[int] = None) -> list[tuple[Optional[int], str]]:
+    """``(line, value)`` of the string ``field`` of every object of a JSONL (or JSON array) file,
+    the first ``limit`` of them; DataError names the file and line of anything malformed."""
+    text = _read_text(path)
+    if not text.strip():
+        raise DataError(path, "file is empty")
+    out: list[tuple[Optional[int], str]] = []
+    for line, label, obj in _json_records(path, text):
+        if limit is not None and len(out) >= limit:
+            break
+        out.append((line, _get_str(path, _check_object(path, obj, line, label), field, line, label)))
+    return out
+
+
 # ---------------------------------------------------------------------------- pairs
 def read_pairs(
     path,

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from genbert import masks
+from genbert.config import OBJECTIVES
 
 IGNORE_INDEX = -100
 
@@ -45,7 +46,7 @@ __all__ = [
     "make_denoising_pair",
     "UNILM_SCHEMES",
     "UniLMCollator",
-    "SEQ2SEQ_OBJECTIVES",
+    "LAYOUTS",
     "Seq2SeqCollator",
     "InfillingCollator",
 ]
@@ -597,11 +598,14 @@ class UniLMCollator(_Randomized):
 # --------------------------------------------------------------------------- seq2seq packers
 
 
-SEQ2SEQ_OBJECTIVES = ("next-token", "masked-target", "pseudo-mask", "causal", "encoder-decoder")
+# the layouts Seq2SeqCollator packs: the prefix scheme's objectives, then the other schemes'
+LAYOUTS = ("next-token", "masked-target", "pseudo-mask", "causal", "encoder-decoder")
 
 
 class Seq2SeqCollator(_Randomized):
-    """Packs ``(source_ids, target_ids)`` pairs for one seq2seq objective.
+    """Packs ``(source_ids, target_ids)`` pairs for one scheme (``"prefix"``, ``"causal"``,
+    ``"encoder-decoder"``) and, for the prefix scheme, one objective (config.OBJECTIVES). The
+    layouts, by the prefix objective or the other scheme:
 
     ``max_source_length`` / ``max_target_length`` cap the number of source / target ids,
     *not* counting the special tokens added here (None = no cap). With ``tgt' = tgt + [SEP]``:
@@ -635,12 +639,16 @@ class Seq2SeqCollator(_Randomized):
     def __init__(self, ids: SpecialIds, objective: str = "next-token",
                  max_source_length: Optional[int] = None, max_target_length: Optional[int] = None,
                  generator: Optional[torch.Generator] = None, mask_prob: float = 0.7,
-                 explicit_mask: Optional[bool] = None) -> None:
+                 explicit_mask: Optional[bool] = None, scheme: str = "prefix") -> None:
         super().__init__(generator)
-        if objective not in SEQ2SEQ_OBJECTIVES:
-            raise ValueError(f"unknown seq2seq objective {objective!r}; choose one of {list(SEQ2SEQ_OBJECTIVES)}")
+        if scheme not in ("prefix", "causal", "encoder-decoder"):
+            raise ValueError(f"Seq2SeqCollator packs the prefix, causal and encoder-decoder schemes, not {scheme!r}")
+        if objective not in OBJECTIVES[scheme]:
+            raise ValueError(f"unknown objective {objective!r} for the {scheme} scheme; "
+                             f"choose one of {list(OBJECTIVES[scheme])}")
+        objective = objective if scheme == "prefix" else scheme  # the layout
         if explicit_mask is not None and objective in ("pseudo-mask", "encoder-decoder"):
-            raise ValueError(f"explicit_mask does not apply to the {objective!r} objective")
+            raise ValueError(f"explicit_mask does not apply to the {objective!r} layout")
         self.ids, self.objective = ids, objective
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
         self.mask_prob = mask_prob
@@ -750,19 +758,20 @@ class Seq2SeqCollator(_Randomized):
 class InfillingCollator(_Randomized):
     """BART denoising on the fly: each document (token-id list, or list of sentences when
     ``permute=True``) becomes :func:`make_denoising_pair`'s ``(source, target)``, packed by a
-    :class:`Seq2SeqCollator` for ``objective``. Documents are cut to ``max_target_length``
+    :class:`Seq2SeqCollator` for ``scheme`` and ``objective``. Documents are cut to ``max_target_length``
     ids before corruption; the sources to ``max_source_length``."""
 
-    def __init__(self, ids: SpecialIds, objective: str = "encoder-decoder",
+    def __init__(self, ids: SpecialIds, objective: str = "next-token",
                  max_source_length: Optional[int] = None, max_target_length: Optional[int] = None,
                  generator: Optional[torch.Generator] = None, mask_ratio: float = 0.3,
-                 poisson_lambda: float = 3.0, permute: bool = False, **packer_kwargs: Any) -> None:
+                 poisson_lambda: float = 3.0, permute: bool = False, scheme: str = "encoder-decoder",
+                 **packer_kwargs: Any) -> None:
         super().__init__(generator)
         self.ids, self.mask_ratio, self.poisson_lambda, self.permute = ids, mask_ratio, poisson_lambda, permute
         self.max_target_length = max_target_length
         # the packer draws (masked-target only) from this collator's generator, see __call__
         self.packer = Seq2SeqCollator(ids, objective, max_source_length, max_target_length,
-                                      generator=torch.Generator(), **packer_kwargs)
+                                      generator=torch.Generator(), scheme=scheme, **packer_kwargs)
 
     def _cut(self, doc: Any) -> Any:
         if self.max_target_length is None:

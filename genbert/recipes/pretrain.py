@@ -1,0 +1,705 @@
+"""Pretraining (or continued pretraining) on plain text, with held-out masked-token accuracy
+before and after: the recipe behind ``scripts/pretrain.py`` and ``scripts/eval_mlm.py``.
+
+Objectives (config.PRETRAINING_OBJECTIVES):
+
+* ``mlm`` - BERT masked LM over ``[CLS] chunk [SEP]`` (optionally whole-word masking).
+* ``mlm+nsp`` - BERT's masked LM plus next-sentence prediction over sentence pairs.
+* ``unilm`` - UniLM: per row one of bidirectional / left-to-right / right-to-left / seq2seq
+  masks, MLM on every row (the loss per scheme is tracked, see :class:`SchemeLossTracker`).
+* ``infilling`` - BART text infilling: an **encoder-decoder** model reconstructs each chunk
+  from a copy whose spans were replaced by one ``[MASK]`` each. An encoder checkpoint gets a
+  decoder by ``decoder_init`` (``bert`` = BERT2BERT, ``shared`` = BERTShare, ``random``).
+
+Held-out evaluation: the documents are de-duplicated, then about ``heldout_fraction`` of them
+are held out by a hash of their text (:func:`genbert.data.documents.split_heldout`). The
+held-out chunks are masked once with ``eval_seed`` (:func:`make_eval_sets`), so the metrics of the
+model before and after training (:func:`evaluate`) are computed on exactly the same inputs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import masks
+from ..config import DECODER_INITS, PRETRAINING_OBJECTIVES
+from ..data.documents import CORPORA, chunk_documents, load_documents, sentence_documents, split_heldout
+from ..data.objectives import (
+    IGNORE_INDEX,
+    UNILM_SCHEMES,
+    InfillingCollator,
+    MLMCollator,
+    NSPCollator,
+    SpecialIds,
+    UniLMCollator,
+    make_nsp_examples,
+)
+from ..tokenization import Tokenizer
+from . import common as C
+from .common import UsageError, flag
+
+PROG = "pretrain.py"
+EVAL_FILE = "mlm_eval.json"
+SCHEME_LOSS_FILE = "scheme_loss.jsonl"  # unilm: training loss per mask scheme
+FINAL = "final"
+RUN_ARTIFACTS = (FINAL, C.TOKENIZER_DIR, C.RUN_CONFIG, EVAL_FILE, SCHEME_LOSS_FILE, "log.jsonl", "loss.png")
+
+
+@dataclass
+class PretrainRecipe(C.ModelFields, C.TrainingFields):
+    """Every setting of a pretraining run; each field is a flag of pretrain.py."""
+
+    # data
+    text: Optional[list[str]] = flag(None, 'JSONL (a "text" field a line) or plain text (documents separated '
+                                           "by blank lines)", group="data")
+    corpus: Optional[list[str]] = flag(None, "offline corpora (bbc: 2,225 BBC News articles; wikipedia: gensim's "
+                                             "small dump)", group="data", choices=CORPORA)
+    text_field: str = flag("text", "JSONL field holding the text", group="data")
+    limit_documents: Optional[int] = flag(None, "use the first N documents (after de-duplication)", group="data",
+                                          min=1)
+    heldout_fraction: float = flag(0.05, "share of documents held out for evaluation, 0 = none", group="data",
+                                   min=0, max=0.5)
+    max_length: int = flag(128, "tokens per training sequence incl. [CLS]/[SEP]", group="data", min=8)
+    # model
+    objective: str = flag("mlm", "pretraining objective", group="model", choices=PRETRAINING_OBJECTIVES)
+    whole_word_masking: bool = flag(False, "mlm: mask whole words", group="model")
+    mask_prob: float = flag(0.15, "mlm, mlm+nsp, unilm: share of tokens masked", group="model", above=0, max=1)
+    infill_ratio: float = flag(0.3, "infilling: share of tokens inside masked spans", group="model", above=0, max=1)
+    infill_lambda: float = flag(3.0, "infilling: mean span length (Poisson)", group="model", above=0)
+    decoder_init: Optional[str] = flag(None, "infilling from an encoder checkpoint: bert (BERT2BERT, default), "
+                                             "shared (BERTShare), random", group="model", choices=DECODER_INITS)
+    decoder_layers: Optional[int] = flag(None, "infilling: decoder depth (default: the encoder's)", group="model",
+                                         min=1)
+    # optimisation: TrainingFields, with this recipe's defaults
+    bf16: bool = flag(True, "bf16 autocast on CUDA (ignored on CPU)", group="training", negatable=True)
+    # held-out evaluation
+    eval_seed: int = flag(0, "seed of the held-out masking", group="held-out evaluation")
+    max_eval_sequences: Optional[int] = flag(512, "held-out sequences scored", group="held-out evaluation", min=1)
+    eval_batch_size: int = flag(32, "held-out batch size", group="held-out evaluation", min=1)
+
+    @classmethod
+    def resolve(cls, explicit: Mapping[str, Any], stored: Optional[Mapping[str, Any]] = None) -> "PretrainRecipe":
+        """Explicit flags, else the stored run's (on --resume), else the defaults. Text files or
+        corpora given explicitly replace both stored ones; --fp16 turns bf16 off."""
+        layers: list[Mapping[str, Any]] = [stored or {}]
+        if explicit.get("text") is not None or explicit.get("corpus") is not None:
+            layers.append({"text": None, "corpus": None})
+        if explicit.get("fp16"):
+            layers.append({"bf16": False})
+        return C.recipe_from(cls, *layers, explicit)
+
+    def check(self) -> None:
+        C.check_ranges(self)
+        self.check_model()
+        self.check_training()
+        if not self.text and not self.corpus:
+            raise UsageError("no training text: pass --text FILE [FILE ...] and/or --corpus " + "|".join(CORPORA))
+        if self.whole_word_masking and self.objective != "mlm":
+            raise UsageError(f"--whole-word-masking applies to --objective mlm only, not {self.objective}")
+        if self.objective != "infilling":
+            for key in ("decoder_init", "decoder_layers"):
+                if getattr(self, key) is not None:
+                    raise UsageError(f"{C.flag_name(key)} applies to --objective infilling only "
+                                     "(the other objectives train an encoder)")
+
+    def model_spec(self) -> C.ModelSpec:
+        seq2seq = self.objective == "infilling"
+        return C.ModelSpec(init=self.init, scheme="encoder-decoder" if seq2seq else "bidirectional",
+                           objective=self.objective,
+                           decoder_init=self.decoder_init or ("random" if self.init == "scratch" else "bert"),
+                           decoder_layers=self.decoder_layers, seed=self.seed, dropout=self.dropout,
+                           hidden_size=self.hidden_size, layers=self.layers, heads=self.heads,
+                           intermediate_size=self.intermediate_size, vocab_size=self.vocab_size,
+                           max_position_embeddings=self.max_position_embeddings, task="pretraining")
+
+    def default_output_dir(self) -> Path:
+        name = self.init if self.init in C.INIT_NAMES else Path(self.init).name or "model"
+        return Path("runs") / f"pretrain-{name}-{self.objective.replace('+', '-')}"
+
+
+def build_model(recipe: PretrainRecipe, train_texts: Sequence[str] = (),
+                tokenizer_dir: Optional[Path] = None) -> C.BuiltModel:
+    """The model and tokenizer of the recipe: an encoder with the bidirectional scheme, or
+    (``infilling``) an encoder-decoder. The NSP head is frozen unless mlm+nsp trains it."""
+    built = C.build_model(recipe.model_spec(), train_texts, tokenizer_dir)
+    if recipe.objective not in ("mlm+nsp", "infilling"):
+        # a bidirectional model scores NSP in every forward, but only mlm+nsp gives it a loss: frozen,
+        # it trains exactly as before, and DistributedDataParallel expects no gradient for it
+        for p in built.model.nsp_head.parameters():
+            p.requires_grad_(False)
+        built.new_params = frozenset(n for n in built.new_params if not n.startswith("nsp_head."))
+        built.notes.append("the NSP head is frozen (only --objective mlm+nsp gives it a loss)")
+    limit = built.model.config.max_position_embeddings
+    if recipe.max_length > limit:
+        raise UsageError(f"--max-length {recipe.max_length}: the model has {limit} positions")
+    return built
+
+
+# --------------------------------------------------------------------------- training data
+def training_examples(objective: str, tokenizer: Tokenizer, texts: Sequence[str], max_length: int,
+                      seed: int = 0) -> tuple[list[Any], list[int]]:
+    """(examples, lengths) for the Trainer: token-id chunks, or for ``mlm+nsp`` BERT's sentence
+    pairs (:func:`make_nsp_examples`, drawn once with ``seed``)."""
+    if objective == "mlm+nsp":
+        docs = sentence_documents(tokenizer, texts)
+        g = torch.Generator().manual_seed(int(seed))
+        examples = make_nsp_examples(docs, g, max_length)
+        return examples, [len(e.tokens_a) + len(e.tokens_b) + 3 for e in examples]
+    chunks = chunk_documents(tokenizer, texts, max_length)
+    return chunks, [len(c) + 2 for c in chunks]
+
+
+def make_collator(objective: str, ids: SpecialIds, max_length: int, mask_prob: float = 0.15, seed: int = 0,
+                  whole_word: bool = False, continuation: Optional[Sequence[int]] = None,
+                  infill_ratio: float = 0.3, infill_lambda: float = 3.0):
+    """The training collator of ``objective`` (its ``generator`` is reseeded by the Trainer)."""
+    g = torch.Generator().manual_seed(int(seed))
+    if objective == "mlm":
+        return MLMCollator(ids, max_length, mask_prob, whole_word=whole_word, generator=g,
+                           continuation_ids=continuation if whole_word else None)
+    if objective == "mlm+nsp":
+        return NSPCollator(ids, max_length, mask_prob, generator=g)
+    if objective == "unilm":
+        return UniLMCollator(ids, max_length, mask_prob, generator=g)
+    if objective == "infilling":
+        return InfillingCollator(ids, max_source_length=max_length - 2,
+                                 max_target_length=max_length - 2, generator=g, mask_ratio=infill_ratio,
+                                 poisson_lambda=infill_lambda)
+    raise UsageError(f"--objective {objective!r}: choose one of {', '.join(PRETRAINING_OBJECTIVES)}")
+
+
+class SchemeLossTracker:
+    """UniLM training loss per mask scheme, without a second forward pass.
+
+    Wraps a :class:`UniLMCollator` (use it as the Trainer's ``collate_fn``; its ``generator`` is
+    the collator's own) and hooks the model's MLM head: on the fast path the head scores exactly
+    the labelled positions of the batch just collated, so the per-token losses are split by the
+    scheme of their row. :meth:`take` returns the mean loss per scheme since the last call."""
+
+    def __init__(self, collator: UniLMCollator, model: nn.Module) -> None:
+        self.collator = collator
+        self._pending: list[tuple[Tensor, Tensor]] = []
+        self.sums = torch.zeros(len(UNILM_SCHEMES), dtype=torch.float64)
+        self.counts = torch.zeros(len(UNILM_SCHEMES), dtype=torch.float64)
+        self.total_sums = self.sums.clone()
+        self.total_counts = self.counts.clone()
+        self._handle = model.lm_head.register_forward_hook(self._hook)
+
+    @property
+    def generator(self) -> torch.Generator:
+        return self.collator.generator
+
+    def __call__(self, examples: Sequence[Any]) -> dict[str, Any]:
+        batch, schemes = self.collator.collate_with_schemes(examples)
+        idx = torch.tensor([UNILM_SCHEMES.index(s) for s in schemes], dtype=torch.long)
+        self._pending = [(batch["labels"], idx)]  # one forward follows each collation
+        return batch
+
+    def _hook(self, module: nn.Module, inputs: Any, output: Tensor) -> None:
+        if not self._pending or not torch.is_tensor(output):
+            return
+        labels, rows = self._pending.pop()
+        keep = labels != IGNORE_INDEX
+        if output.dim() != 2 or output.shape[0] != int(keep.sum()):
+            return  # not the fast MLM path (e.g. compute_logits=True): nothing to split
+        with torch.no_grad():
+            ce = F.cross_entropy(output.detach().float(), labels[keep].to(output.device), reduction="none")
+        scheme = rows[keep.nonzero()[:, 0]]
+        self.sums.index_add_(0, scheme, ce.double().cpu())
+        self.counts.index_add_(0, scheme, torch.ones_like(scheme, dtype=torch.float64))
+
+    def take(self) -> dict[str, float]:
+        """Mean loss per scheme (token-weighted) since the last call; schemes not seen are left out."""
+        out = {s: float(self.sums[i] / self.counts[i]) for i, s in enumerate(UNILM_SCHEMES) if self.counts[i] > 0}
+        self.total_sums += self.sums
+        self.total_counts += self.counts
+        self.sums.zero_()
+        self.counts.zero_()
+        return out
+
+    def totals(self) -> dict[str, float]:
+        """Mean loss per scheme over everything this process has seen."""
+        s, c = self.total_sums + self.sums, self.total_counts + self.counts
+        return {name: float(s[i] / c[i]) for i, name in enumerate(UNILM_SCHEMES) if c[i] > 0}
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
+# --------------------------------------------------------------------------- held-out evaluation
+def _seed(*values: int) -> int:
+    h = hashlib.sha1(",".join(str(int(v)) for v in values).encode()).hexdigest()
+    return int(h[:15], 16)
+
+
+@dataclass
+class EvalSets:
+    """Pre-built held-out batches (masking drawn once), reused for every evaluation."""
+
+    mlm: list[dict] = field(default_factory=list)
+    nsp: list[dict] = field(default_factory=list)
+    unilm: dict[str, list[dict]] = field(default_factory=dict)
+    infilling: list[dict] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.mlm or self.nsp or self.unilm or self.infilling)
+
+
+def _select(items: list[Any], limit: Optional[int], seed: int) -> list[Any]:
+    if limit is None or len(items) <= limit:
+        return list(items)
+    keep = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed))[:limit].sort().values
+    return [items[i] for i in keep.tolist()]
+
+
+def _batches(collator, examples: Sequence[Any], lengths: Sequence[int], batch_size: int, seed: int) -> list[dict]:
+    """Length-sorted batches, each collated with a generator seeded from (seed, batch index)."""
+    order = sorted(range(len(examples)), key=lambda i: (-lengths[i], i))
+    out = []
+    for b, start in enumerate(range(0, len(order), batch_size)):
+        collator.generator.manual_seed(_seed(seed, b))
+        out.append(collator([examples[i] for i in order[start:start + batch_size]]))
+    return out
+
+
+def make_eval_sets(objective: str, tokenizer: Tokenizer, heldout_texts: Sequence[str], max_length: int,
+                   mask_prob: float = 0.15, eval_seed: int = 0, max_sequences: Optional[int] = 512,
+                   batch_size: int = 32, infill_ratio: float = 0.3, infill_lambda: float = 3.0) -> EvalSets:
+    """Held-out batches for :func:`evaluate`, masked once with ``eval_seed``.
+
+    Always ``mlm``: BERT masking (``mask_prob`` of the tokens, 80% [MASK] / 10% random / 10%
+    kept; token-level, whatever the training used) of ``[CLS] chunk [SEP]``, up to
+    ``max_sequences`` chunks picked with ``eval_seed``. Plus, by objective: ``nsp`` (held-out
+    sentence pairs), ``unilm`` (the same chunks under each UniLM scheme), ``infilling``
+    (BART-corrupted chunks and their reconstruction)."""
+    ids = SpecialIds.from_tokenizer(tokenizer)
+    sets = EvalSets()
+    if not heldout_texts:
+        return sets
+    chunks = _select(chunk_documents(tokenizer, heldout_texts, max_length), max_sequences, eval_seed)
+    lengths = [len(c) for c in chunks]
+    sets.mlm = _batches(MLMCollator(ids, max_length, mask_prob, generator=torch.Generator()), chunks, lengths,
+                        batch_size, _seed(eval_seed, 1))
+    sets.info = {"documents": len(heldout_texts), "sequences": len(chunks),
+                 "masked_tokens": int(sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in sets.mlm))}
+    if objective == "mlm+nsp":
+        g = torch.Generator().manual_seed(_seed(eval_seed, 2))
+        pairs = _select(make_nsp_examples(sentence_documents(tokenizer, heldout_texts), g, max_length),
+                        max_sequences, eval_seed)
+        sets.nsp = _batches(NSPCollator(ids, max_length, mask_prob, generator=torch.Generator()), pairs,
+                            [len(p.tokens_a) + len(p.tokens_b) for p in pairs], batch_size, _seed(eval_seed, 3))
+        sets.info["nsp_pairs"] = len(pairs)
+    elif objective == "unilm":
+        for k, scheme in enumerate(UNILM_SCHEMES):
+            probs = [1.0 if s == scheme else 0.0 for s in UNILM_SCHEMES]
+            coll = UniLMCollator(ids, max_length, mask_prob, scheme_probs=probs, generator=torch.Generator())
+            sets.unilm[scheme] = _batches(coll, chunks, lengths, batch_size, _seed(eval_seed, 4, k))
+    elif objective == "infilling":
+        coll = InfillingCollator(ids, max_source_length=max_length - 2,
+                                 max_target_length=max_length - 2, generator=torch.Generator(),
+                                 mask_ratio=infill_ratio, poisson_lambda=infill_lambda)
+        sets.infilling = _batches(coll, chunks, lengths, batch_size, _seed(eval_seed, 5))
+    return sets
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def _to(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def _encode(model: nn.Module, b: Mapping[str, Any]) -> Tensor:
+    attn = b.get("attention_mask")
+    scheme = getattr(getattr(model, "config", None), "mask_scheme", "bidirectional")
+    if attn is not None and attn.dim() == 2 and scheme != "bidirectional":
+        attn = masks.bidirectional(b["input_ids"], attn)  # MLM reads both sides, whatever the scheme
+    return model.encode(b["input_ids"], attn, b.get("token_type_ids"))
+
+
+@torch.no_grad()
+def masked_token_accuracy(model: nn.Module, batches: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``model.lm_head(model.encode(...))`` at the labelled
+    positions (labels != -100, aligned) of ``batches``: ``{"accuracy", "loss", "tokens"}``.
+    The model is put in eval mode for the call."""
+    device = _device_of(model)
+    was = model.training
+    model.eval()
+    correct, loss, total = 0, 0.0, 0
+    try:
+        for b in batches:
+            b = _to(b, device)
+            labels = b["labels"]
+            keep = labels != IGNORE_INDEX
+            if not bool(keep.any()):
+                continue
+            scores = model.lm_head(_encode(model, b)[keep]).float()
+            targets = labels[keep]
+            correct += int((scores.argmax(-1) == targets).sum())
+            loss += float(F.cross_entropy(scores, targets, reduction="sum"))
+            total += int(keep.sum())
+    finally:
+        model.train(was)
+    return {"accuracy": correct / total if total else float("nan"),
+            "loss": loss / total if total else float("nan"), "tokens": total}
+
+
+@torch.no_grad()
+def _nsp_accuracy(model: nn.Module, batches: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    device = _device_of(model)
+    correct = total = 0
+    for b in batches:
+        b = _to(b, device)
+        logits = model.nsp_head(_encode(model, b))
+        correct += int((logits.argmax(-1) == b["next_sentence_label"]).sum())
+        total += int(b["next_sentence_label"].numel())
+    return {"accuracy": correct / total if total else float("nan"), "pairs": total}
+
+
+@torch.no_grad()
+def _infilling_accuracy(model: nn.Module, batches: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Teacher-forced token accuracy / loss of the decoder reconstructing the held-out chunks."""
+    device = _device_of(model)
+    pad = model.config.pad_token_id
+    correct, loss, total = 0, 0.0, 0
+    for b in batches:
+        b = _to(b, device)
+        labels = b["labels"].masked_fill(b["labels"] == pad, IGNORE_INDEX)
+        out = model(b["input_ids"], token_type_ids=b.get("token_type_ids"), attention_mask=b["attention_mask"],
+                    labels=labels, compute_logits=False)
+        keep = labels != IGNORE_INDEX
+        scores = model.decoder.lm_head(out.hidden_states[keep]).float()
+        targets = labels[keep]
+        correct += int((scores.argmax(-1) == targets).sum())
+        loss += float(F.cross_entropy(scores, targets, reduction="sum"))
+        total += int(keep.sum())
+    return {"accuracy": correct / total if total else float("nan"),
+            "loss": loss / total if total else float("nan"), "tokens": total}
+
+
+def evaluate(model: nn.Module, sets: EvalSets) -> dict[str, float]:
+    """Held-out metrics (flat, JSON-ready): ``masked_token_accuracy`` / ``masked_token_loss`` /
+    ``masked_tokens`` always (the encoder and its MLM head; for an encoder-decoder model that
+    head is only trained by a ``shared`` decoder), then ``nsp_accuracy``,
+    ``unilm_<scheme>_accuracy`` or ``infilling_token_accuracy`` / ``infilling_loss`` by objective."""
+    was = model.training
+    model.eval()
+    try:
+        out: dict[str, float] = {}
+        if sets.mlm:
+            m = masked_token_accuracy(model, sets.mlm)
+            out.update(masked_token_accuracy=m["accuracy"], masked_token_loss=m["loss"], masked_tokens=m["tokens"])
+        if sets.nsp:
+            m = _nsp_accuracy(model, sets.nsp)
+            out.update(nsp_accuracy=m["accuracy"], nsp_pairs=m["pairs"])
+        for scheme, batches in sets.unilm.items():
+            out[f"unilm_{scheme}_accuracy"] = masked_token_accuracy(model, batches)["accuracy"]
+        if sets.infilling:
+            m = _infilling_accuracy(model, sets.infilling)
+            out.update(infilling_token_accuracy=m["accuracy"], infilling_loss=m["loss"], infilling_tokens=m["tokens"])
+        return out
+    finally:
+        model.train(was)
+
+
+def format_eval(before: Mapping[str, Any], after: Optional[Mapping[str, Any]] = None) -> str:
+    """An aligned table of held-out metrics: one row each, columns before / after."""
+    keys = [k for k, v in before.items() if isinstance(v, float) and not k.endswith(("_tokens", "_pairs"))]
+
+    def fmt(k: str, v: Any) -> str:
+        if not isinstance(v, (int, float)) or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        return f"{100 * v:.2f}%" if k.endswith("accuracy") else f"{v:.4f}"
+    header = ["held-out metric", "before"] + (["after"] if after is not None else [])
+    rows = [[k, fmt(k, before.get(k))] + ([fmt(k, after.get(k))] if after is not None else []) for k in keys]
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    return "\n".join("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])])
+                     for r in [header] + rows)
+
+
+def _continuation_ids(tokenizer: Tokenizer) -> list[int]:
+    """Ids of tokens that continue a word (for whole-word masking): WordPiece ``##`` pieces;
+    sentencepiece pieces that do not start with ``\u2581``."""
+    special = tokenizer.special_ids
+    out = []
+    for i in range(len(tokenizer)):
+        if i in special:
+            continue
+        t = tokenizer.id_to_token(i)
+        if not isinstance(t, str):
+            continue
+        if tokenizer.kind == "wordpiece":
+            if t.startswith("##"):
+                out.append(i)
+        elif not t.startswith("\u2581"):
+            out.append(i)
+    return out
+
+
+# --------------------------------------------------------------------------- held-out results file
+def read_eval(path: Path) -> Optional[dict[str, Any]]:
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def _pct(v: Any) -> str:
+    return f"{100 * v:.2f}%" if isinstance(v, float) else "-"
+
+
+# --------------------------------------------------------------------------- the run
+def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = False,
+        log: Callable[[str], None] = C.say) -> dict[str, Any]:
+    """Pretrain one recipe into ``opts.output_dir`` (already chosen); returns the held-out record."""
+    from ..io import atomic_dir, write_json
+    from ..training import Trainer, init_distributed, trim_jsonl
+
+    t_start = time.perf_counter()
+    out = Path(opts.output_dir)
+    dinfo = init_distributed(opts.device)
+    main = dinfo.is_main
+    objective = recipe.objective
+    docs = load_documents(recipe.text or (), recipe.corpus or (), recipe.text_field, recipe.limit_documents)
+    split = split_heldout(docs.texts, recipe.heldout_fraction)
+    if main:
+        src = ", ".join(f"{k}: {v}" for k, v in docs.sources.items())
+        limited = f", the first {len(docs.texts)} used" if recipe.limit_documents else ""
+        log(f"data: documents read ({src}), {docs.duplicates} duplicates dropped{limited}: "
+            f"{len(split.train)} for training, {len(split.heldout)} held out")
+    built = build_model(recipe, split.train, out / C.TOKENIZER_DIR if opts.resume else None)
+    model, tokenizer = built.model, built.tokenizer
+    if main:
+        log(f"model: {built.description}; objective {objective}"
+            + (f", decoder {model.config.decoder.init} ({model.config.decoder.num_hidden_layers} layers)"
+               if model.decoder is not None else ""))
+        for note in built.notes:
+            log(f"note: {note}")
+    ids = SpecialIds.from_tokenizer(tokenizer)
+    L = recipe.max_length
+    examples, lengths = training_examples(objective, tokenizer, split.train, L, recipe.seed)
+    if not examples:
+        raise UsageError("the training documents give no training sequence")
+    cont = _continuation_ids(tokenizer) if recipe.whole_word_masking else None
+    if cont is not None and not cont:
+        raise UsageError("--whole-word-masking: the tokenizer has no word-continuation pieces")
+    collate = make_collator(objective, ids, L, recipe.mask_prob, recipe.seed, recipe.whole_word_masking, cont,
+                            recipe.infill_ratio, recipe.infill_lambda)
+    tracker = None
+    if objective == "unilm":
+        tracker = SchemeLossTracker(collate, model)
+        collate = tracker
+    sets = EvalSets()
+    if main and split.heldout:
+        sets = make_eval_sets(objective, tokenizer, split.heldout, L, recipe.mask_prob, recipe.eval_seed,
+                              recipe.max_eval_sequences, recipe.eval_batch_size, recipe.infill_ratio,
+                              recipe.infill_lambda)
+    if main:
+        what = "sentence pairs" if objective == "mlm+nsp" else "sequences"
+        log(f"training data: {len(examples)} {what} of <= {L} tokens"
+            + (f"; held-out evaluation: {sets.info['sequences']} sequences of {sets.info['documents']} documents, "
+               f"{sets.info['masked_tokens']} masked tokens (eval seed {recipe.eval_seed})" if sets else ""))
+    config = recipe.train_config(built.new_params, opts.device, not opts.no_progress,
+                                 bf16=recipe.bf16 and not recipe.fp16)
+
+    def on_save(ckpt: Path) -> None:  # checkpoints are complete model directories too
+        tokenizer.save(ckpt)
+
+    def eval_fn(m) -> Optional[dict[str, Any]]:
+        return evaluate(m, sets) if sets else None
+
+    step_callback = None
+    if tracker is not None and main:
+        def step_callback(trainer, record) -> None:
+            if record["step"] % config.log_steps == 0 or record["step"] == trainer.total_steps:
+                losses = tracker.take()
+                if losses:
+                    with open(out / SCHEME_LOSS_FILE, "a", encoding="utf-8") as f:
+                        f.write(json.dumps({"step": record["step"], **losses}, sort_keys=True) + "\n")
+    try:
+        trainer = Trainer(model, examples, collate, config, out, eval_fn=eval_fn if eval_each_epoch else None,
+                          lengths=lengths, on_save=on_save, step_callback=step_callback)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    ckpt = trainer.check_resume() if opts.resume else None  # before anything is written
+    if opts.resume and ckpt is None and main:
+        log(f"note: no checkpoint in {out}: starting a new run")
+
+    # ---- from here on the output directory is written
+    eval_path = out / EVAL_FILE
+    eval_meta = {"heldout": {**sets.info, "fraction": recipe.heldout_fraction, "fingerprint": split.fingerprint},
+                 "eval_seed": recipe.eval_seed, "mask_prob": recipe.mask_prob, "max_length": L,
+                 "objective": objective, "init": recipe.init}
+    before = None
+    if main:
+        C.prepare_output_dir(out, opts.overwrite, RUN_ARTIFACTS)
+        if built.trained_tokenizer:
+            tokenizer.save(out / C.TOKENIZER_DIR)
+        C.write_run_config(out, recipe)
+        if ckpt is not None:
+            trim_jsonl(out / SCHEME_LOSS_FILE, int(ckpt.name.rsplit("-", 1)[-1]))
+        elif tracker is not None:
+            (out / SCHEME_LOSS_FILE).unlink(missing_ok=True)
+        if sets:
+            old = read_eval(eval_path) if opts.resume else None
+            if old and old.get("before") and all(old.get(k) == v for k, v in eval_meta.items()):
+                before = old["before"]  # the initial model's scores, computed by the interrupted run
+            else:
+                t0 = time.perf_counter()
+                before = evaluate(model.to(trainer.device), sets)
+                log(f"held-out before training: masked-token accuracy {_pct(before['masked_token_accuracy'])}, "
+                    f"loss {before['masked_token_loss']:.4f} ({time.perf_counter() - t0:.0f}s)")
+            write_json(eval_path, {**eval_meta, "before": before})
+        else:
+            log("note: no held-out documents (--heldout-fraction 0): no evaluation")
+        log(f"training: {trainer.total_steps} steps ({trainer.steps_per_epoch} an epoch), "
+            f"batch {config.batch_size} x {config.grad_accum}, lr {config.lr:g}"
+            + (f" ({config.new_param_lr_multiplier:g}x for {len(built.new_params)} new tensors)"
+               if built.new_params else "")
+            + f", {dinfo.world_size} process(es) on {trainer.device}; writing {out}")
+    summary = trainer.train(resume=opts.resume)
+    record: dict[str, Any] = {**eval_meta, "before": before, "train_steps": summary["steps"]}
+    if not main:
+        return record
+    if summary["final_loss"] is not None:
+        log(f"trained {summary['steps']} steps in {summary['elapsed_s']:.0f}s "
+            f"({summary['tokens_per_s']:.0f} tokens/s), final loss {summary['final_loss']:.4f}")
+    if tracker is not None:
+        tracker.take()
+        per = tracker.totals()
+        if per:
+            log("training loss per UniLM scheme (this process, this session): "
+                + ", ".join(f"{k} {v:.3f}" for k, v in per.items()))
+        tracker.remove()
+    final = out / FINAL
+
+    def write_final(d: Path) -> None:
+        model.save_pretrained(d)
+        tokenizer.save(d)
+    atomic_dir(final, write_final)
+    if sets:
+        after = evaluate(model, sets)
+        record.update(after=after, train_loss=summary["final_loss"], train_elapsed_s=summary["elapsed_s"],
+                      wall_s=round(time.perf_counter() - t_start, 1), model=str(final))
+        write_json(eval_path, record)
+        log("")
+        log(format_eval(before, after))
+        log("")
+        log(f"held-out masked-token accuracy: {_pct(before['masked_token_accuracy'])} before, "
+            f"{_pct(after['masked_token_accuracy'])} after ({after['masked_tokens']} masked tokens); "
+            f"wrote {eval_path}")
+    log(f"model saved to {final} (GenBert.from_pretrained, or --init of scripts/train_summarization.py)")
+    return record
+
+
+# --------------------------------------------------------------------------- command line
+def build_parser(prog: str = PROG, doc: str = "") -> Any:
+    p = C.new_parser(prog, doc)
+    C.add_recipe_arguments(p, PretrainRecipe)
+    C.add_run_arguments(p, "default runs/pretrain-INIT-OBJECTIVE")
+    p.add_argument_group("held-out evaluation").add_argument(
+        "--eval-each-epoch", action="store_true", help="also evaluate after every epoch (log.jsonl)")
+    return p
+
+
+def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> int:
+    import sys
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(prog, doc).parse_args(argv)
+
+    def body() -> int:
+        explicit = C.explicit_values(args, PretrainRecipe)
+        if explicit.get("text") is not None:
+            explicit["text"] = [str(Path(f).resolve()) for f in explicit["text"]]
+        if explicit.get("init") not in (None, *C.INIT_NAMES) and Path(explicit["init"]).is_dir():
+            explicit["init"] = str(Path(explicit["init"]).resolve())
+        opts = C.run_options(args)
+        out = Path(opts.output_dir) if opts.output_dir is not None else PretrainRecipe.resolve(explicit).default_output_dir()
+        recipe = PretrainRecipe.resolve(explicit, C.read_run_config(out) if opts.resume else None)
+        recipe.check()
+        C.check_device(opts.device)
+        C.check_output_dir(out, opts.resume, opts.overwrite)
+        run(recipe, replace(opts, output_dir=out), eval_each_epoch=args.eval_each_epoch)
+        return 0
+
+    return C.main_entry(prog, body)
+
+
+# --------------------------------------------------------------------------- eval_mlm.py
+def eval_parser(prog: str = "eval_mlm.py", doc: str = "") -> Any:
+    R = PretrainRecipe()
+    p = C.new_parser(prog, doc)
+    p.add_argument("model", help="genbert or transformers BERT directory (with its tokenizer), or 'minilm'")
+    p.add_argument("--text", nargs="+", action="extend", metavar="FILE", help="as pretrain.py --text")
+    p.add_argument("--corpus", nargs="+", action="extend", choices=CORPORA)
+    p.add_argument("--text-field", default=R.text_field)
+    p.add_argument("--limit-documents", type=int)
+    p.add_argument("--heldout-fraction", type=float, default=R.heldout_fraction)
+    p.add_argument("--max-length", type=int, default=R.max_length)
+    p.add_argument("--mask-prob", type=float, default=R.mask_prob)
+    p.add_argument("--eval-seed", type=int, default=R.eval_seed)
+    p.add_argument("--max-eval-sequences", type=int, default=R.max_eval_sequences)
+    p.add_argument("--eval-batch-size", type=int, default=R.eval_batch_size)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    return p
+
+
+def eval_main(argv: Optional[list[str]] = None, prog: str = "eval_mlm.py", doc: str = "") -> int:
+    """Held-out masked-token accuracy of any model, on the split pretrain.py holds out."""
+    import sys
+    import warnings
+    a = eval_parser(prog, doc).parse_args(sys.argv[1:] if argv is None else argv)
+
+    def body() -> int:
+        from ..model import GenBert
+        if not a.text and not a.corpus:
+            raise UsageError("no text: pass --text FILE [FILE ...] and/or --corpus " + "|".join(CORPORA))
+        if a.heldout_fraction <= 0:
+            raise UsageError("--heldout-fraction must be > 0")
+        path = C.resolve_init(a.model) if a.model != "scratch" else None
+        if path is None:
+            raise UsageError("scratch: not a model")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "newly initialised: lm_head": that is what is measured
+                model = GenBert.from_pretrained(path)
+            tokenizer = Tokenizer.from_dir(path)
+        except (ValueError, FileNotFoundError, ImportError) as e:
+            raise UsageError(f"{path}: {e}") from None
+        if a.max_length > model.config.max_position_embeddings:
+            raise UsageError(f"--max-length {a.max_length}: the model has {model.config.max_position_embeddings} "
+                             "positions")
+        docs = load_documents(a.text or (), a.corpus or (), a.text_field, a.limit_documents)
+        split = split_heldout(docs.texts, a.heldout_fraction)
+        sets = make_eval_sets("mlm", tokenizer, split.heldout, a.max_length, a.mask_prob, a.eval_seed,
+                              a.max_eval_sequences, a.eval_batch_size)
+        model.to(a.device)
+        m = evaluate(model, sets)
+        result = {**m, "model": str(path), "heldout": {**sets.info, "fingerprint": split.fingerprint},
+                  "eval_seed": a.eval_seed, "max_length": a.max_length}
+        if a.json:
+            print(json.dumps(result, sort_keys=True))
+        else:
+            print(f"{path}: held-out masked-token accuracy {100 * m['masked_token_accuracy']:.2f}%, "
+                  f"loss {m['masked_token_loss']:.4f} ({m['masked_tokens']} masked tokens in "
+                  f"{sets.info['sequences']} sequences of {sets.info['documents']} documents)")
+        return 0
+
+    return C.main_entry(prog, body)

@@ -1,0 +1,434 @@
+"""Seq2seq fine-tuning (summarization, headline generation, translation): the one training path
+every way of making BERT generate goes through, from ``scripts/train_summarization.py`` and from
+the comparison alike.
+
+:class:`Seq2SeqRecipe` holds every setting; its fields are the script's flags and its defaults the
+default run (all-MiniLM-L6-v2 fine-tuned into a BBC headline generator, about 15 minutes on 2 CPU
+cores). Lengths count special tokens: ``max_source_length`` is the whole ``[CLS] source [SEP]``
+and ``max_target_length`` the target with its closing ``[SEP]`` (= ``max_new_tokens`` at
+generation), which is what :class:`genbert.TextGenerator` means by them too. :func:`run` trains
+and evaluates one recipe; :func:`main` is the command line.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from ..config import DECODER_INITS, OBJECTIVES, SCHEMES, TASKS
+from ..data.datasets import NAMED_DATASETS
+from . import common as C
+from .common import UsageError, flag
+
+PROG = "train_summarization.py"
+FINAL = "final"
+WARMUP_DIR = "mlm-warmup"
+# what a run writes into its output directory (removed by --overwrite; nothing else is touched)
+RUN_ARTIFACTS = (FINAL, C.TOKENIZER_DIR, C.RUN_CONFIG, "log.jsonl", "loss.png", "metrics.json",
+                 "predictions.jsonl", WARMUP_DIR)
+
+
+@dataclass
+class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
+    """Every setting of a seq2seq fine-tuning run; each field is a flag of train_summarization.py."""
+
+    # data
+    dataset: Optional[str] = flag("bbc-headlines", "named dataset", group="data", choices=NAMED_DATASETS)
+    train: Optional[str] = flag(None, 'training pairs: JSONL ({"source": ..., "target": ...} a line), CSV or '
+                                      "TSV with a header; replaces --dataset", group="data")
+    validation: Optional[str] = flag(None, "validation pairs, same format (with --train)", group="data")
+    source_field: str = flag("source", "field / column of the source text", group="data")
+    target_field: str = flag("target", "field / column of the target text", group="data")
+    limit_train: Optional[int] = flag(None, "use the first N training pairs", group="data", min=1)
+    limit_eval: Optional[int] = flag(None, "evaluate on the first N validation pairs", group="data", min=1)
+    task: Optional[str] = flag(None, "scoring: ROUGE (summarization) or BLEU/chrF (translation); default: "
+                                     "the named dataset's task, else summarization", group="data", choices=TASKS)
+    # model
+    scheme: str = flag("prefix", "how the model generates", group="model", choices=SCHEMES)
+    objective: Optional[str] = flag(None, "training objective; prefix: pseudo-mask (default), next-token, "
+                                          "masked-target; the other schemes have one each", group="model",
+                                    choices=tuple(dict.fromkeys(o for v in OBJECTIVES.values() for o in v)))
+    decoder_init: str = flag("bert", "encoder-decoder: BERT2BERT (bert), BERTShare (shared) or BERT2Rnd (random)",
+                             group="model", choices=DECODER_INITS)
+    decoder_layers: Optional[int] = flag(None, "encoder-decoder: decoder depth (default: the encoder's)",
+                                         group="model", min=1)
+    mask_prob: float = flag(0.7, "masked-target: share of target tokens masked", group="model", above=0, max=1)
+    random_weights: bool = flag(False, "keep --init's architecture and vocabulary but draw every weight anew "
+                                       "(the no-pretraining control)", group="model")
+    # a fresh MLM head (all-MiniLM-L6-v2 has none) learns to predict tokens before seq2seq training
+    mlm_warmup_steps: int = flag(200, "MLM steps on the training sources before seq2seq training "
+                                      "(prefix, causal and bidirectional schemes), 0 = off", group="model", min=0)
+    # lengths (special tokens included)
+    max_source_length: int = flag(64, "source tokens incl. [CLS]/[SEP]; longer sources are cut", group="training",
+                                  min=3)
+    max_target_length: int = flag(24, "target tokens incl. [SEP] (= max new tokens when generating)",
+                                  group="training", min=2)
+    # optimisation: TrainingFields, with this recipe's defaults
+    max_steps: Optional[int] = flag(1000, "optimizer steps (overrides --epochs; --epochs alone unsets it)",
+                                    group="training", min=1)
+    lr: float = flag(2e-4, "peak learning rate", group="training", above=0)
+    new_param_lr_multiplier: float = flag(5.0, "LR factor for newly initialised weights (when there is no MLM "
+                                               "warm-up)", group="training", above=0)
+    warmup: float = flag(60, "LR warm-up: a fraction (<1) of the steps, or a number of steps", group="training",
+                         min=0)
+    save_steps: int = flag(250, "checkpoint every N steps, 0 = only at the end", group="training", min=0)
+    label_smoothing: float = flag(0.1, "label smoothing", group="training", min=0, below=1)
+    # generation / evaluation
+    num_beams: int = flag(4, "beam size", group="evaluation", min=1)
+    no_repeat_ngram_size: int = flag(3, "never repeat an n-gram of this size, 0 = off", group="evaluation", min=0)
+    length_penalty: float = flag(1.0, "beam score / length**penalty", group="evaluation")
+    eval_batch_size: int = flag(32, "sources per generate call", group="evaluation", min=1)
+
+    @property
+    def seq2seq_objective(self) -> str:
+        """The objective, the scheme's default when none is set."""
+        return self.objective or OBJECTIVES[self.scheme][0]
+
+    @classmethod
+    def resolve(cls, explicit: dict[str, Any], stored: Optional[dict[str, Any]] = None) -> "Seq2SeqRecipe":
+        """Explicit flags, else the stored run's (on --resume), else the defaults. Data files given
+        explicitly replace the named dataset; a named dataset given explicitly drops stored files;
+        --epochs alone sets the length of the run."""
+        layers: list[dict[str, Any]] = [dict(stored or {})]
+        if explicit.get("train") is not None:
+            layers.append({"dataset": None})
+        elif explicit.get("dataset") is not None:
+            layers.append({"train": None, "validation": None})
+        if explicit.get("epochs") is not None and explicit.get("max_steps") is None:
+            layers.append({"max_steps": None})
+        return C.recipe_from(cls, *layers, explicit)
+
+    def check(self) -> None:
+        """Every flag and combination, before anything is read or written; UsageError names the flag."""
+        C.check_ranges(self)
+        self.check_model()
+        self.check_training()
+        if self.objective is not None and self.objective not in OBJECTIVES[self.scheme]:
+            owners = [s for s, objs in OBJECTIVES.items() if self.objective in objs]
+            raise UsageError(f"--objective {self.objective} applies to --scheme {' or '.join(owners)} only; "
+                             f"--scheme {self.scheme} trains {', '.join(OBJECTIVES[self.scheme])}")
+        if self.train is None and self.validation is not None:
+            raise UsageError("--validation needs --train (or use --dataset)")
+
+    def model_spec(self, task: str) -> C.ModelSpec:
+        return C.ModelSpec(init=self.init, scheme=self.scheme, objective=self.seq2seq_objective,
+                           decoder_init=self.decoder_init, decoder_layers=self.decoder_layers, seed=self.seed,
+                           dropout=self.dropout, hidden_size=self.hidden_size, layers=self.layers, heads=self.heads,
+                           intermediate_size=self.intermediate_size, vocab_size=self.vocab_size,
+                           max_position_embeddings=self.max_position_embeddings,
+                           lowercase=task != "translation", task=task, random_weights=self.random_weights)  # BLEU is case-sensitive; ROUGE is not
+
+    def generation_settings(self) -> dict[str, Any]:
+        """What TextGenerator stores in generation.json for this run."""
+        return {"max_source_length": self.max_source_length, "max_target_length": self.max_target_length,
+                "num_beams": self.num_beams, "max_new_tokens": self.max_target_length,
+                "no_repeat_ngram_size": self.no_repeat_ngram_size, "length_penalty": self.length_penalty,
+                "scheme": self.scheme, "objective": self.seq2seq_objective}
+
+    def default_output_dir(self) -> Path:
+        return Path("runs") / (self.dataset or Path(self.train or "summarization").stem)
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class PairData:
+    train: list[dict]
+    validation: list[dict]
+    skipped: dict[str, int] = field(default_factory=dict)  # file -> empty records skipped
+    name: str = ""
+    task: str = "summarization"  # "translation" for translation datasets (scored with BLEU/chrF)
+
+
+def load_data(recipe: Seq2SeqRecipe, need_validation: bool = True) -> PairData:
+    """Files (``--train``/``--validation``: JSONL/CSV/TSV) or a named dataset's train/validation splits."""
+    from ..data.datasets import dataset_task, load_named, read_pairs
+    if recipe.train is not None:
+        recs, skipped = read_pairs(recipe.train, recipe.source_field, recipe.target_field)
+        data = PairData(recs, [], {str(recipe.train): skipped} if skipped else {}, Path(recipe.train).stem)
+        if recipe.validation is not None:
+            vrecs, vskipped = read_pairs(recipe.validation, recipe.source_field, recipe.target_field)
+            data.validation = vrecs
+            if vskipped:
+                data.skipped[str(recipe.validation)] = vskipped
+        elif need_validation:
+            raise UsageError("--train needs --validation for evaluation (or pass --no-eval)")
+        for split, recs in (("train", data.train), ("validation", data.validation)):
+            for i, r in enumerate(recs):
+                r.setdefault("id", f"{split}:{i}")
+    else:
+        name = recipe.dataset or "bbc-headlines"
+        try:
+            data = PairData(load_named(name, "train", seed=0),
+                            load_named(name, "validation", seed=0) if need_validation else [], {}, name,
+                            dataset_task(name))
+        except ModuleNotFoundError as e:
+            raise UsageError(f"--dataset {name}: {e}") from None
+        except ValueError as e:
+            raise UsageError(f"--dataset: {e}") from None
+    if recipe.limit_train is not None:
+        data.train = data.train[:recipe.limit_train]
+    if recipe.limit_eval is not None:
+        data.validation = data.validation[:recipe.limit_eval]
+    return data
+
+
+def encode_pairs(tokenizer, records: Sequence[dict], max_source_length: int,
+                 max_target_length: int) -> list[tuple[list[int], list[int]]]:
+    """(source ids, target ids) without special tokens, cut so that ``[CLS] src [SEP]`` has at most
+    ``max_source_length`` tokens and ``tgt [SEP]`` at most ``max_target_length``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        src = tokenizer.batch_encode([r["source"] for r in records], max_length=max_source_length - 2)
+        tgt = tokenizer.batch_encode([r["target"] for r in records], max_length=max_target_length - 1)
+    return list(zip(src, tgt))
+
+
+def make_collator(recipe: Seq2SeqRecipe, tokenizer):
+    """The training collator of the recipe's scheme and objective (reseeded by the Trainer)."""
+    import torch
+
+    from ..data.objectives import Seq2SeqCollator, SpecialIds
+    kw = {"mask_prob": recipe.mask_prob} if recipe.seq2seq_objective == "masked-target" else {}
+    return Seq2SeqCollator(SpecialIds.from_tokenizer(tokenizer), recipe.seq2seq_objective,
+                           recipe.max_source_length - 2, recipe.max_target_length - 1,
+                           generator=torch.Generator().manual_seed(recipe.seed), scheme=recipe.scheme, **kw)
+
+
+def check_lengths(model, recipe: Seq2SeqRecipe) -> None:
+    """The packed sequences must fit the model's position embeddings."""
+    limit = model.config.max_position_embeddings
+    src, tgt = recipe.max_source_length, recipe.max_target_length
+    if model.decoder is not None:
+        need = max(src, tgt + 1)
+    else:
+        need = src + tgt * (2 if recipe.seq2seq_objective == "pseudo-mask" else 1) + 1
+    if need > limit:
+        raise UsageError(f"--max-source-length {src} with --max-target-length {tgt} needs {need} positions; "
+                         f"the model has {limit}")
+
+
+# --------------------------------------------------------------------------- MLM warm-up
+def mlm_warmup(model, tokenizer, texts: Sequence[str], steps: int, new_params: frozenset, output_dir: Path,
+               seed: int, device: Optional[str], progress: bool, batch_size: int = 16, max_length: int = 128,
+               lr: float = 1e-4) -> dict[str, Any]:
+    """MLM on ``texts`` (the training sources) for ``steps`` steps, in place, before seq2seq training.
+
+    Chunks of ``max_length`` tokens, 15% masked 80/10/10, a bidirectional (explicit) mask whatever
+    the model's scheme, new parameters (the MLM head) at 10x the learning rate. A function of the
+    seed alone, so an interrupted run that redoes it gets the same weights. Only the main process
+    writes or removes files. Returns the Trainer summary."""
+    import torch
+
+    from ..data.documents import chunk_documents
+    from ..data.objectives import MLMCollator, SpecialIds
+    from ..training import TrainConfig, Trainer, barrier, init_distributed
+
+    dinfo = init_distributed(device)
+    chunks = chunk_documents(tokenizer, texts, max_length)
+    collate = MLMCollator(SpecialIds.from_tokenizer(tokenizer), max_length, 0.15,
+                          generator=torch.Generator().manual_seed(seed), explicit_mask=True)
+    config = TrainConfig(lr=lr, warmup=0.06, max_steps=steps, batch_size=batch_size, seed=seed, save_steps=0,
+                         save_total_limit=1, log_steps=10, new_param_lr_multiplier=10.0,
+                         new_params=frozenset(new_params), device=device, progress=progress,
+                         progress_label="MLM warm-up")
+    if dinfo.is_main and output_dir.exists():
+        shutil.rmtree(output_dir)
+    barrier(dinfo)
+    trainer = Trainer(model, chunks, collate, config, output_dir, lengths=[len(c) + 2 for c in chunks])
+    summary = trainer.train()
+    if dinfo.is_main:
+        for ckpt in output_dir.glob("checkpoint-*"):  # the seq2seq checkpoints hold these weights anyway
+            shutil.rmtree(ckpt)
+    barrier(dinfo)
+    return summary
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate(generator, records: Sequence[dict], batch_size: int = 32, progress: bool = False,
+             task: str = "summarization") -> tuple[list[str], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Generate for ``records``; returns (predictions, scores, baselines, decode): ROUGE and the
+    lead baselines for summarization, BLEU/chrF and the copy-the-source baseline for translation;
+    ``decode`` = generation wall time and the generated token count (the timer wraps generate only)."""
+    from ..metrics import baselines, score
+    sources = [r["source"] for r in records]
+    refs = [r["target"] for r in records]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "N inputs were truncated": expected for long articles
+        t0 = time.perf_counter()
+        preds = generator.generate(sources, batch_size=batch_size, progress=progress)
+        seconds = time.perf_counter() - t0
+        tokens = sum(len(ids) + 1 for ids in generator.tokenizer.batch_encode(preds))  # + the end token
+    decode = {"seconds": round(seconds, 3), "tokens": tokens, "examples": len(sources),
+              "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else None}
+    return preds, score(task, preds, refs), baselines(task, sources, refs), decode
+
+
+def write_evaluation(output_dir: Path, records: Sequence[dict], predictions: Sequence[str],
+                     scores: dict[str, Any], baselines: dict[str, Any], settings: dict[str, Any]) -> None:
+    """``metrics.json`` ({"scores", "baselines", "settings"}, like scripts/benchmark.py) and
+    ``predictions.jsonl`` ({"id", "prediction", "reference"} per line)."""
+    from ..io import write_json, write_text
+    lines = "".join(json.dumps({"id": r.get("id", i), "prediction": p, "reference": r["target"]},
+                               ensure_ascii=False) + "\n" for i, (r, p) in enumerate(zip(records, predictions)))
+    write_text(Path(output_dir) / "predictions.jsonl", lines)
+    write_json(Path(output_dir) / "metrics.json", {"scores": scores, "baselines": baselines, "settings": settings})
+
+
+# --------------------------------------------------------------------------- the run
+def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = True, eval_each_epoch: bool = False,
+        keep_checkpoints: bool = True, log: Callable[[str], None] = C.say) -> dict[str, Any]:
+    """Train and evaluate one recipe into ``opts.output_dir`` (already chosen). Returns what the
+    run measured: {"output_dir", "final", "parameters", "train": Trainer summary, "warmup_s",
+    "scores", "baselines", "decode", "task", "num_examples"} (scores None without evaluation)."""
+    from ..io import atomic_dir, write_json
+    from ..textgen import TextGenerator
+    from ..training import Trainer, init_distributed
+
+    out = Path(opts.output_dir)
+    dinfo = init_distributed(opts.device)
+    main = dinfo.is_main
+    data = load_data(recipe, need_validation=evaluate_at_end or eval_each_epoch)
+    task = recipe.task or data.task
+    if main:
+        log(f"data: {data.name}: {len(data.train)} training pairs, {len(data.validation)} validation pairs"
+            + (f" ({task})" if task != "summarization" else ""))
+        for f, n in data.skipped.items():
+            log(f"note: skipped {n} record(s) with an empty source or target in {f}")
+    texts = [t for r in data.train for t in (r["source"], r["target"])] if recipe.init == "scratch" else ()
+    built = C.build_model(recipe.model_spec(task), texts, out / C.TOKENIZER_DIR if opts.resume else None)
+    check_lengths(built.model, recipe)
+    model, tokenizer = built.model, built.tokenizer
+    if main:
+        log(f"model: {built.description}; scheme {recipe.scheme}, objective {recipe.seq2seq_objective}")
+        for note in built.notes:
+            log(f"note: {note}")
+    settings = recipe.generation_settings()
+    pairs = encode_pairs(tokenizer, data.train, recipe.max_source_length, recipe.max_target_length)
+    warmup = recipe.mlm_warmup_steps if recipe.scheme != "encoder-decoder" else 0
+    # after an MLM warm-up the head is trained: then one learning rate for all parameters
+    new_params = frozenset() if warmup else built.new_params
+    config = recipe.train_config(new_params, opts.device, not opts.no_progress)
+
+    def on_save(ckpt: Path) -> None:  # checkpoints load with TextGenerator.from_pretrained too
+        tokenizer.save(ckpt)
+        write_json(ckpt / "generation.json", settings)
+
+    eval_fn = None
+    if eval_each_epoch:
+        def eval_fn(m) -> dict[str, Any]:
+            gen = TextGenerator(m, tokenizer, settings, device=next(m.parameters()).device)
+            return evaluate(gen, data.validation, recipe.eval_batch_size, task=task)[1]
+    try:
+        trainer = Trainer(model, pairs, make_collator(recipe, tokenizer), config, out, eval_fn=eval_fn,
+                          lengths=[len(s) + len(t) for s, t in pairs], on_save=on_save)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    ckpt = trainer.check_resume() if opts.resume else None  # before anything is written
+    if opts.resume and ckpt is None and main:
+        log(f"note: no checkpoint in {out}: starting a new run")
+
+    # ---- from here on the output directory is written
+    if main:
+        C.prepare_output_dir(out, opts.overwrite, RUN_ARTIFACTS)
+        if built.trained_tokenizer:
+            tokenizer.save(out / C.TOKENIZER_DIR)
+        C.write_run_config(out, recipe)
+        log(f"training: {trainer.total_steps} steps ({trainer.steps_per_epoch} an epoch), "
+            f"batch {config.batch_size} x {config.grad_accum}, lr {config.lr:g}"
+            + (f" ({config.new_param_lr_multiplier:g}x for {len(new_params)} new tensors)" if new_params else "")
+            + (f", after {warmup} MLM warm-up steps" if warmup and ckpt is None else "")
+            + f", {dinfo.world_size} process(es) on {trainer.device}; writing {out}")
+    warmup_s = 0.0
+    if warmup and ckpt is None:
+        t0 = time.perf_counter()
+        w = mlm_warmup(model, tokenizer, [r["source"] for r in data.train], warmup, built.new_params,
+                       out / WARMUP_DIR, recipe.seed, opts.device, not opts.no_progress)
+        warmup_s = time.perf_counter() - t0
+        if main and w.get("final_loss") is not None:
+            log(f"MLM warm-up done in {w['elapsed_s']:.0f}s, final loss {w['final_loss']:.4f}")
+    summary = trainer.train(resume=opts.resume)
+    result: dict[str, Any] = {"output_dir": str(out), "final": str(out / FINAL), "task": task,
+                              "parameters": model.num_parameters(), "train": summary, "warmup_s": warmup_s,
+                              "scores": None, "baselines": None, "decode": None,
+                              "num_examples": len(data.validation)}
+    if not main:
+        return result
+    if summary["final_loss"] is not None:
+        log(f"trained {summary['steps']} steps in {summary['elapsed_s']:.0f}s "
+            f"({summary['tokens_per_s']:.0f} tokens/s), final loss {summary['final_loss']:.4f}")
+    if not keep_checkpoints:
+        for c in out.glob("checkpoint-*"):
+            shutil.rmtree(c, ignore_errors=True)
+    generator = TextGenerator(model, tokenizer, settings, device=trainer.device)
+    atomic_dir(out / FINAL, generator.save_pretrained)
+    if evaluate_at_end:
+        preds, scores, baselines, decode = evaluate(generator, data.validation, recipe.eval_batch_size,
+                                                    progress=not opts.no_progress, task=task)
+        meta = {**settings, "data": data.name, "task": task, "num_examples": len(data.validation),
+                "model": str(out / FINAL), "init": recipe.init, "train_steps": summary["steps"],
+                "train_loss": summary["final_loss"]}
+        write_evaluation(out, data.validation, preds, scores, baselines, meta)
+        result.update(scores=scores, baselines=baselines, decode=decode, predictions=preds)
+        log("")
+        log(C.format_table(scores, baselines))
+        log("")
+        for r, p in list(zip(data.validation, preds))[:5]:
+            log(f"  generated: {p}")
+            log(f"  reference: {r['target']}")
+            log("")
+        log(f"wrote {out / 'metrics.json'} and {out / 'predictions.jsonl'}")
+    log(f"model saved to {out / FINAL} (load it with genbert.TextGenerator.from_pretrained)")
+    return result
+
+
+# --------------------------------------------------------------------------- command line
+def build_parser(prog: str = PROG, doc: str = "") -> Any:
+    p = C.new_parser(prog, doc)
+    C.add_recipe_arguments(p, Seq2SeqRecipe)
+    C.add_run_arguments(p, "default runs/DATASET, or runs/DATASET-TIMESTAMP when that holds an earlier run "
+                           "(an explicit --output-dir holding a run needs --resume or --overwrite)")
+    e = p.add_argument_group("evaluation")
+    e.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    e.add_argument("--eval-each-epoch", action="store_true", help="also score the validation set after every epoch")
+    return p
+
+
+def output_dir_for(recipe: Seq2SeqRecipe, opts: C.RunOptions) -> Path:
+    """--output-dir, else runs/DATASET, or a fresh timestamped directory beside it when that one
+    holds an earlier run (a default never fails on an existing run)."""
+    if opts.output_dir is not None:
+        return Path(opts.output_dir)
+    out = recipe.default_output_dir()
+    if not (opts.resume or opts.overwrite) and out.is_dir() and any(out.iterdir()):
+        out = C.timestamped(out)
+    return out
+
+
+def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> int:
+    import sys
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(prog, doc).parse_args(argv)
+
+    def body() -> int:
+        explicit = C.explicit_values(args, Seq2SeqRecipe)
+        for k in ("train", "validation"):
+            if explicit.get(k) is not None:
+                explicit[k] = str(Path(explicit[k]).resolve())
+        opts = C.run_options(args)
+        out = output_dir_for(Seq2SeqRecipe.resolve(explicit), opts)
+        stored = C.read_run_config(out) if opts.resume else None
+        recipe = Seq2SeqRecipe.resolve(explicit, stored)
+        recipe.check()
+        C.check_device(opts.device)
+        C.check_output_dir(out, opts.resume, opts.overwrite)
+        if opts.output_dir is None and out != recipe.default_output_dir() and C.is_main_process():
+            C.say(f"note: {recipe.default_output_dir()} holds an earlier run; writing this one to {out}")
+        run(recipe, replace(opts, output_dir=out), evaluate_at_end=not args.no_eval,
+            eval_each_epoch=args.eval_each_epoch)
+        return 0
+
+    return C.main_entry(prog, body)
