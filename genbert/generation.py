@@ -5,6 +5,9 @@ step (or a full forward when use_cache=False); *strategies* (greedy, sampling, b
 tokens from the scores. Scores follow transformers' convention: log-softmax over the vocabulary,
 then the constraints on those log-probabilities, no renormalising; beam scores are running sums.
 Repetition penalty and n-gram blocking look at the generated tokens only (never the source).
+
+Encoder-only bidirectional models (BERT itself) generate by masked diffusion (`DiffusionState`,
+`diffusion_sample`): a block of [MASK]s after the source, unmasked over a few full passes.
 """
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ from torch import Tensor
 from . import masks, packing
 
 NEG = -1.0e9
+# masked diffusion: which still-masked tokens a step commits first
+DIFFUSION_ORDERS = ("confidence", "random", "left-to-right")
+DIFFUSION_ARGS = ("steps", "order", "remask", "block_length")
 
 
 @dataclass
@@ -39,6 +45,13 @@ class GenerationConfig:
     use_cache: bool = True
     mask_predict: Optional[bool] = None  # None: from the model's config.decoding
     generator: Optional[torch.Generator] = None
+    # masked diffusion only (None = not given): denoising passes (default max_new_tokens), the
+    # order tokens are committed in (default "confidence"), Mask-Predict re-masking (default
+    # False), semi-autoregressive block length (default max_new_tokens: one block)
+    steps: Optional[int] = None
+    order: Optional[str] = None
+    remask: Optional[bool] = None
+    block_length: Optional[int] = None
 
     def validate(self) -> None:
         def need(ok: bool, name: str, what: str) -> None:
@@ -56,6 +69,17 @@ class GenerationConfig:
              "no_repeat_ngram_size", "must be an int >= 0")
         need(self.early_stopping in (True, False, "never"), "early_stopping", "must be True, False or 'never'")
         need(not (self.do_sample and self.num_beams > 1), "num_beams", "beam sampling is not supported; use do_sample with num_beams=1")
+        n = self.max_new_tokens
+        need(self.steps is None or (isinstance(self.steps, int) and 1 <= self.steps <= n),
+             "steps", "must be an int in [1, max_new_tokens]")
+        need(self.order is None or self.order in DIFFUSION_ORDERS, "order", f"must be one of {DIFFUSION_ORDERS}")
+        need(self.remask is None or isinstance(self.remask, bool), "remask", "must be True or False")
+        need(self.block_length is None or (isinstance(self.block_length, int) and self.block_length >= 1
+                                           and n % self.block_length == 0),
+             "block_length", "must be an int >= 1 that divides max_new_tokens")
+        blocks = n // (self.block_length or n)
+        need(self.steps is None or self.steps % blocks == 0, "steps",
+             f"must be divisible by the number of blocks (max_new_tokens / block_length = {blocks})")
 
 
 # ---------------------------------------------------------------------- decoding states
@@ -179,6 +203,74 @@ class Seq2SeqState:
             self.cache.reorder(index)
 
 
+class DiffusionState:
+    """Masked diffusion on an encoder-only bidirectional model. The target block (`length`
+    tokens, segment 1) sits at the positions right after each row's real source, as the
+    `DiffusionCollator` lays it out; source padding is never attended to, so a row of a
+    right-padded batch gets what it gets alone.
+
+    With `config.diffusion_mask == "source-block"` the source never sees the block: with
+    use_cache it runs once through `model.step` into a KV cache, and each pass feeds only the
+    block, which attends to the cached source and to itself; its keys and values are written at
+    `cache.length` without advancing it (the next pass overwrites them). use_cache=False
+    recomputes source and block every pass under `masks.source_block`. With "bidirectional" (the
+    ablation: the source sees the block) there is no exact cache, so every pass recomputes
+    everything and use_cache has no effect.
+    """
+
+    def __init__(self, model, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Optional[Tensor],
+                 length: int, use_cache: bool):
+        self.model = model
+        b, s = input_ids.shape
+        dev = input_ids.device
+        source_block = model.config.diffusion_mask == "source-block"
+        self.use_cache, self.source_len = use_cache and source_block, s
+        tt = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+        self.block_pos = attention_mask.sum(1)[:, None] + torch.arange(length, device=dev)
+        self.block_tt = torch.ones(b, length, dtype=torch.long, device=dev)
+        src_pos = torch.arange(s, device=dev).expand(b, s)
+        real = torch.cat([attention_mask.bool(), torch.ones_like(self.block_tt, dtype=torch.bool)], 1)
+        if self.use_cache:
+            self.cache = model.new_cache(b, s + length)
+            model.step(input_ids, src_pos, tt, masks.source_block(input_ids, attention_mask), self.cache)
+            self.cache.length = s
+            self.mask = real[:, None, :].expand(b, length, s + length)  # the block sees source and block
+        else:
+            self.ids, self.tt = input_ids, tt
+            self.pos = torch.cat([src_pos, self.block_pos], 1)
+            segment = torch.cat([torch.zeros_like(input_ids), self.block_tt], 1)
+            fn = masks.source_block if source_block else masks.bidirectional
+            self.mask = fn(segment, real, segment)  # the mask depends on the layout only
+
+    def logits(self, block: Tensor, start: int, end: int) -> Tensor:
+        """One denoising pass. block: (B, length) current tokens, [MASK] where still masked.
+        Returns the logits (B, end - start, vocab) at block positions [start, end)."""
+        if self.use_cache:
+            hidden = self.model.step(block, self.block_pos, self.block_tt, self.mask, self.cache)
+        else:
+            ids = torch.cat([self.ids, block], 1)
+            tt = torch.cat([self.tt, self.block_tt], 1)
+            hidden = self.model.step(ids, self.pos, tt, self.mask, None)[:, self.source_len:]
+        return self.model.logits(hidden[:, start:end])
+
+
+def commit_schedule(length: int, steps: int) -> list[int]:
+    """How many masked tokens each of `steps` passes commits so that all `length` are committed
+    by the last: as even as possible, the larger counts first (LLaDA)."""
+    if not isinstance(steps, int) or not 1 <= steps <= length:
+        raise ValueError(f"steps={steps!r} must be an int in [1, {length}]")
+    base, extra = divmod(length, steps)
+    return [base + (i < extra) for i in range(steps)]
+
+
+def remask_schedule(length: int, steps: int) -> list[int]:
+    """Mask-Predict (Ghazvininejad et al. 2019): how many tokens are masked again after each of
+    `steps` passes, length * (1 - s / steps) rounded down for the 1-based step s; none after the last."""
+    if not isinstance(steps, int) or not 1 <= steps <= length:
+        raise ValueError(f"steps={steps!r} must be an int in [1, {length}]")
+    return [length * (steps - s) // steps for s in range(1, steps + 1)]
+
+
 # ---------------------------------------------------------------------- constraints
 def apply_constraints(logp: Tensor, generated: Tensor, cfg: GenerationConfig, eos: int) -> Tensor:
     """logp: (N, vocab) log-probabilities; generated: (N, t). Returns constrained scores."""
@@ -291,11 +383,93 @@ def beam_search(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, de
     return fin_seqs[:, 0, :int(fin_len[:, 0].max())]
 
 
+def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, eos: int, pad: int,
+                     mask_id: int, device) -> Tensor:
+    """Masked-diffusion decoding: `cfg.steps` passes over max_new_tokens [MASK]s (split evenly
+    over the semi-autoregressive blocks of `cfg.block_length`, left to right, LLaDA). Each pass
+    predicts every position of the current block (argmax, or `sample_from` when do_sample);
+    without remask it commits `commit_schedule` of the still-masked ones, ranked by `cfg.order`:
+    "confidence" (the chosen token's log-probability, LLaDA's low-confidence remasking), "random"
+    (MDLM's ancestral order, from cfg.generator) or "left-to-right". With remask (Mask-Predict)
+    every masked token takes its prediction and then `remask_schedule` of the block's tokens,
+    committed or not, ranked lowest by the same order (a committed token keeps the
+    log-probability it was predicted with), are masked again. [MASK] is never predicted.
+    Returns (B, n): up to each row's first EOS, pad after it."""
+    length = cfg.max_new_tokens
+    block = cfg.block_length or length
+    steps = (cfg.steps or length) // (length // block)
+    order, remask = cfg.order or "confidence", bool(cfg.remask)
+    x = torch.full((batch, length), mask_id, dtype=torch.long, device=device)
+    score = torch.zeros(batch, length, device=device)  # log-probability each token was predicted with
+    positions = torch.arange(length, device=device)
+    schedule = remask_schedule(block, steps) if remask else commit_schedule(block, steps)
+    for start in range(0, length, block):
+        end = start + block
+        for n in schedule:
+            scores = F.log_softmax(state.logits(x, start, end).float(), dim=-1)
+            scores[..., mask_id] = float("-inf")
+            if cfg.min_new_tokens > start:
+                scores[:, :cfg.min_new_tokens - start, eos] = float("-inf")
+            flat = scores.view(batch * block, -1)
+            tok = (sample_from(flat, cfg) if cfg.do_sample else flat.argmax(-1)).view(batch, block)
+            tok_score = scores.gather(-1, tok[..., None]).squeeze(-1)
+            masked = x[:, start:end] == mask_id
+            new_x = torch.where(masked, tok, x[:, start:end])
+            new_score = torch.where(masked, tok_score, score[:, start:end])
+            if order == "confidence":
+                rank = new_score
+            elif order == "random":
+                rank = torch.rand(batch, block, generator=cfg.generator, device=device)
+            else:
+                rank = -positions[start:end].float().expand(batch, block)
+            if remask:  # mask again the n lowest-ranked tokens of the block, committed or not
+                again = torch.zeros_like(masked).scatter(1, torch.topk(rank, n, largest=False).indices, True)
+                new_x = new_x.masked_fill(again, mask_id)
+            else:  # commit the n highest-ranked masked tokens; the others stay masked
+                commit = torch.zeros_like(masked).scatter(
+                    1, torch.topk(rank.masked_fill(~masked, float("-inf")), n).indices, True)
+                new_x = torch.where(commit, new_x, x[:, start:end])
+            x[:, start:end], score[:, start:end] = new_x, new_score
+    is_eos = x == eos
+    first = torch.where(is_eos.any(1), is_eos.int().argmax(1), length)  # (B,) index of the first EOS
+    x = x.masked_fill(positions[None] > first[:, None], pad)
+    return x[:, :int((first + 1).clamp(max=length).max())]
+
+
+def _check_decoding_arguments(model, cfg: GenerationConfig, diffusion: bool) -> None:
+    """Diffusion-only arguments for other decodings, and unsupported ones for diffusion, raise."""
+    c = model.config
+    if diffusion:
+        unsupported = {"num_beams": cfg.num_beams != 1, "repetition_penalty": cfg.repetition_penalty != 1.0,
+                       "no_repeat_ngram_size": cfg.no_repeat_ngram_size != 0,
+                       "mask_predict": cfg.mask_predict is not None,
+                       "decoder_start_token_id": cfg.decoder_start_token_id is not None}
+        for name, bad in unsupported.items():
+            if bad:
+                raise ValueError(f"{name}={getattr(cfg, name)!r}: not supported by diffusion decoding "
+                                 "(an encoder-only bidirectional model)")
+        return
+    if c.decoding == "diffusion":
+        raise ValueError(f"decoding='diffusion' needs an encoder-only model with mask_scheme 'bidirectional', "
+                         f"got mask_scheme={c.mask_scheme!r}{' and a decoder' if model.decoder is not None else ''}")
+    given = [name for name in DIFFUSION_ARGS if getattr(cfg, name) is not None]
+    if given:
+        kind = "an encoder-decoder" if model.decoder is not None else f"a {c.mask_scheme!r}-scheme"
+        raise ValueError(f"{given[0]}={getattr(cfg, given[0])!r}: {', '.join(given)} apply to diffusion decoding "
+                         f"only (encoder-only bidirectional models); this is {kind} model")
+
+
 # ---------------------------------------------------------------------- entry point
 @torch.inference_mode()
 def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
              token_type_ids: Optional[Tensor] = None, **kwargs) -> Tensor:
-    """Generated tokens only (B, n), n <= max_new_tokens, pad after each row's EOS."""
+    """Generated tokens only (B, n), n <= max_new_tokens, pad after each row's EOS.
+
+    Causal / prefix models and encoder-decoders write token by token (greedy, sampling, beam
+    search). Encoder-only bidirectional models generate by masked diffusion, whatever their
+    config.decoding says: a diffusion-trained model, or a plain MLM checkpoint ("BERT as it is",
+    Samuel 2024: pass order="left-to-right", steps=max_new_tokens). They take steps, order,
+    remask, block_length (see `diffusion_sample`), which every other model rejects."""
     names = {f.name for f in fields(GenerationConfig)}
     unknown = set(kwargs) - names
     if unknown:
@@ -305,9 +479,8 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
     c = model.config
     eos = c.generation_eos_token_id if cfg.eos_token_id is None else cfg.eos_token_id
     pad = c.pad_token_id if cfg.pad_token_id is None else cfg.pad_token_id
-    if model.decoder is None and c.mask_scheme not in ("causal", "prefix"):
-        raise ValueError(f"mask_scheme {c.mask_scheme!r} does not generate; generating schemes are "
-                         "'causal' and 'prefix', or a model with a decoder")
+    diffusion = model.decoder is None and c.mask_scheme == "bidirectional"
+    _check_decoding_arguments(model, cfg, diffusion)
     model.check_input_ids(input_ids)
     device = model.device
     input_ids = input_ids.to(device)
@@ -322,6 +495,18 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
     was_training = model.training
     model.eval()
     try:
+        if diffusion:
+            need = int(attention_mask.sum(1).max()) + cfg.max_new_tokens
+            if need > c.max_position_embeddings:
+                raise ValueError(f"source length + max_new_tokens = {need} exceeds max_position_embeddings="
+                                 f"{c.max_position_embeddings}; shorten the source or max_new_tokens")
+            state = DiffusionState(model, input_ids, attention_mask, token_type_ids, cfg.max_new_tokens,
+                                   cfg.use_cache)
+            if not state.use_cache:
+                return diffusion_sample(state, batch, cfg, eos, pad, c.mask_token_id, device)
+            # every cached pass feeds the same block: let MKL pack the weights for its rows
+            with packing.packed_for(model, batch * cfg.max_new_tokens):
+                return diffusion_sample(state, batch, cfg, eos, pad, c.mask_token_id, device)
         if model.decoder is not None:
             if cfg.max_new_tokens + 1 > c.max_position_embeddings:
                 raise ValueError(f"max_new_tokens={cfg.max_new_tokens} exceeds the decoder's "

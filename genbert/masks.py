@@ -2,7 +2,7 @@
 
 Every function returns a boolean mask of shape (batch, q_len, k_len): True = may attend.
 Inputs: `attention_mask` (B, T) with 1 for real tokens and 0 for padding (None = all real);
-`token_type_ids` (B, T) with 0 = source and 1 = target (only the prefix scheme reads it).
+`token_type_ids` (B, T) with 0 = source and 1 = target (only prefix and source_block read it).
 Query rows that could see nothing (e.g. an all-padding row) are allowed to see themselves
 so that softmax never produces NaN; real tokens are never affected by that.
 """
@@ -68,11 +68,25 @@ def prefix(input_ids: Tensor, attention_mask: Optional[Tensor] = None,
     return _no_empty_rows(keys & (src_k | (tgt_q & _tril(t, input_ids.device))))
 
 
+def source_block(input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                 token_type_ids: Optional[Tensor] = None) -> Tensor:
+    """Masked diffusion over a target block: source (segment 0) tokens see the source; target
+    block (segment 1) tokens see the source and the whole block, in both directions. The source
+    never sees the block, so its keys and values are computed once per generate call."""
+    b, t = input_ids.shape[:2]
+    keys = _keys(attention_mask, (b, t), input_ids.device)
+    if token_type_ids is None:  # no target block: plain bidirectional encoding of a source
+        return _no_empty_rows(keys.expand(b, t, t))
+    is_block = token_type_ids.bool()
+    return _no_empty_rows(keys & (~is_block[:, None, :] | is_block[:, :, None]))
+
+
 SCHEMES: dict[str, Callable[..., Tensor]] = {
     "bidirectional": bidirectional,
     "causal": causal,
     "prefix": prefix,
     "anti_causal": anti_causal,
+    "source_block": source_block,
 }
 
 

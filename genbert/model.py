@@ -24,6 +24,9 @@ class GenBertOutput:
     nsp_logits: Optional[Tensor] = None  # (B, 2), bidirectional scheme only
     hidden_states: Optional[Tensor] = None  # (B, T, hidden): encoder output, or decoder output
     encoder_hidden_states: Optional[Tensor] = None  # (B, S, hidden) for encoder-decoder models
+    # 0-dim: the number of units `loss` is a mean over (labelled tokens, or examples for a
+    # per-example-normalised loss), so gradient accumulation can weigh micro-batches
+    loss_weight: Optional[Tensor] = None
 
 
 class GenBert(nn.Module):
@@ -95,13 +98,18 @@ class GenBert(nn.Module):
                 position_ids: Optional[Tensor] = None, next_sentence_label: Optional[Tensor] = None,
                 decoder_input_ids: Optional[Tensor] = None, decoder_attention_mask: Optional[Tensor] = None,
                 shift_labels: Optional[bool] = None, label_smoothing: float = 0.0,
-                compute_logits: bool = True) -> GenBertOutput:
+                compute_logits: bool = True, label_weights: Optional[Tensor] = None) -> GenBertOutput:
         """input_ids: (B, T). attention_mask: (B, T) padding (1 = real), or an explicit bool
         (B, T, T) mask. labels: (B, T) with -100 ignored; for causal/prefix models logits at t
         predict labels at t+1 (set `shift_labels=False` for aligned, MLM-style labels).
-        `compute_logits=False` projects onto the vocabulary only where a label exists."""
+        `compute_logits=False` projects onto the vocabulary only where a label exists.
+        `label_weights` (B, T) float, aligned with labels (encoder-only models): the loss becomes
+        sum(label_weights * CE) over labelled tokens / B, e.g. masked diffusion's 1/(t*L) ELBO
+        weights, and `loss_weight` is B."""
         self.check_input_ids(input_ids)
         if self.decoder is not None:
+            if label_weights is not None:
+                raise ValueError("label_weights: only encoder-only models take per-token loss weights")
             return self._forward_seq2seq(input_ids, attention_mask, token_type_ids, labels,
                                          decoder_input_ids, decoder_attention_mask, label_smoothing,
                                          compute_logits)
@@ -115,7 +123,9 @@ class GenBert(nn.Module):
         if shift_labels is None:
             shift_labels = self.config.mask_scheme != "bidirectional"
         out.loss, out.logits = self._lm_loss(self.lm_head, hidden, labels, shift_labels,
-                                             label_smoothing, compute_logits)
+                                             label_smoothing, compute_logits, label_weights)
+        if label_weights is not None and out.loss is not None:
+            out.loss_weight = torch.tensor(float(labels.shape[0]), device=out.loss.device)
         if next_sentence_label is not None:
             if out.nsp_logits is None:
                 out.nsp_logits = self.nsp_head(hidden)
@@ -125,10 +135,14 @@ class GenBert(nn.Module):
 
     @staticmethod
     def _lm_loss(head: LMHead, hidden: Tensor, labels: Optional[Tensor], shift: bool,
-                 label_smoothing: float, compute_logits: bool) -> tuple[Optional[Tensor], Optional[Tensor]]:
+                 label_smoothing: float, compute_logits: bool,
+                 label_weights: Optional[Tensor] = None) -> tuple[Optional[Tensor], Optional[Tensor]]:
         logits = head(hidden) if compute_logits or labels is None else None
         if labels is None:
             return None, logits
+        if label_weights is not None:
+            loss = GenBert._weighted_lm_loss(head, hidden, logits, labels, label_weights, shift, label_smoothing)
+            return loss, logits
         if shift:
             hidden, labels = hidden[:, :-1], labels[:, 1:]
         if logits is not None:
@@ -139,6 +153,22 @@ class GenBert(nn.Module):
             scores, targets = head(hidden[keep]), labels[keep]
         loss = F.cross_entropy(scores.float(), targets, ignore_index=-100, label_smoothing=label_smoothing)
         return loss, logits
+
+    @staticmethod
+    def _weighted_lm_loss(head: LMHead, hidden: Tensor, logits: Optional[Tensor], labels: Tensor,
+                          weights: Tensor, shift: bool, label_smoothing: float) -> Tensor:
+        """sum over labelled tokens of weight * CE, divided by the batch size B. hidden (B, T, H),
+        logits (B, T, V) or None (then only labelled positions are projected), labels and weights (B, T)."""
+        if weights.shape != labels.shape:
+            raise ValueError(f"label_weights shape {tuple(weights.shape)} != labels shape {tuple(labels.shape)}")
+        batch = labels.shape[0]
+        if shift:
+            hidden, labels, weights = hidden[:, :-1], labels[:, 1:], weights[:, 1:]
+            logits = None if logits is None else logits[:, :-1]
+        keep = labels != -100
+        scores = head(hidden[keep]) if logits is None else logits[keep]
+        ce = F.cross_entropy(scores.float(), labels[keep], reduction="none", label_smoothing=label_smoothing)
+        return (ce * weights[keep].float()).sum() / batch
 
     def shift_right(self, labels: Tensor) -> Tensor:
         """Teacher forcing inputs: `decoder_start_token_id` then labels[:-1] (-100 -> pad)."""

@@ -137,12 +137,6 @@ def test_bad_arguments_name_the_argument(bad, name):
         model.generate(ids, am, **{"max_new_tokens": 4, **bad})
 
 
-def test_bidirectional_does_not_generate():
-    model = GenBert(tiny_config())
-    with pytest.raises(ValueError, match="causal"):
-        model.generate(torch.tensor([[5, 6]]), max_new_tokens=3)
-
-
 def test_greedy_and_beam_match_transformers_bert2bert(tmp_path):
     from transformers import BertLMHeadModel, BertModel, EncoderDecoderModel
     torch.manual_seed(0)

@@ -42,6 +42,35 @@ def test_prefix_without_segments_is_bidirectional():
     assert torch.equal(masks.prefix(ids, am), masks.bidirectional(ids, am))
 
 
+def test_source_block_diffusion_layout():
+    ids = torch.zeros(2, 6, dtype=torch.long)
+    tt = T([[0, 0, 0, 1, 1, 0], [0, 0, 1, 1, 0, 0]])  # [CLS] s [SEP] b1 b2 pad / [CLS] [SEP] b1 b2 pad pad
+    am = T([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]])
+    m = masks.source_block(ids, am, tt).int()
+    expected = T([[
+        [1, 1, 1, 0, 0, 0],  # source sees the source only
+        [1, 1, 1, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0],
+        [1, 1, 1, 1, 1, 0],  # the block sees source and the whole block, both directions
+        [1, 1, 1, 1, 1, 0],
+        [1, 1, 1, 0, 0, 0],  # padding query (segment 0): harmless, never attended to
+    ], [
+        [1, 1, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+        [1, 1, 1, 1, 0, 0],
+        [1, 1, 1, 1, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+    ]])
+    assert torch.equal(m, expected)
+    assert masks.get_mask_fn("source_block") is masks.source_block
+    # the ablation: everything sees every real token; without segments it is bidirectional
+    assert torch.equal(masks.bidirectional(ids, am)[0, 0], am[0].bool())
+    assert torch.equal(masks.source_block(ids, am), masks.bidirectional(ids, am))
+    # an all-padding row still has a key per query (no NaN)
+    assert masks.source_block(ids, T([[0] * 6, [0] * 6]), tt).any(-1).all()
+
+
 def test_all_padding_row_has_no_empty_query():
     ids = torch.zeros(1, 3, dtype=torch.long)
     m = masks.causal(ids, T([[0, 0, 0]]))

@@ -49,6 +49,10 @@ __all__ = [
     "LAYOUTS",
     "Seq2SeqCollator",
     "InfillingCollator",
+    "DIFFUSION_REPLACE",
+    "DIFFUSION_ATTENTION",
+    "diffusion_times",
+    "DiffusionCollator",
 ]
 
 
@@ -602,6 +606,18 @@ class UniLMCollator(_Randomized):
 LAYOUTS = ("next-token", "masked-target", "pseudo-mask", "causal", "encoder-decoder")
 
 
+def _source_target_pairs(examples: Sequence[Any], max_source_length: Optional[int],
+                         max_target_length: Optional[int]) -> list[tuple[list[int], list[int]]]:
+    """``(source, target)`` pairs or ``{"source", "target"}`` mappings -> truncated id lists."""
+    out = []
+    for x in examples:
+        if isinstance(x, Mapping):
+            x = (x["source"], x["target"])
+        src, tgt = x
+        out.append((_truncate(_ids_of(src), max_source_length), _truncate(_ids_of(tgt), max_target_length)))
+    return out
+
+
 class Seq2SeqCollator(_Randomized):
     """Packs ``(source_ids, target_ids)`` pairs for one scheme (``"prefix"``, ``"causal"``,
     ``"encoder-decoder"``) and, for the prefix scheme, one objective (config.OBJECTIVES). The
@@ -655,14 +671,7 @@ class Seq2SeqCollator(_Randomized):
         self.explicit_mask = (objective == "causal") if explicit_mask is None else explicit_mask
 
     def _pairs(self, examples: Sequence[Any]) -> list[tuple[list[int], list[int]]]:
-        out = []
-        for x in examples:
-            if isinstance(x, Mapping):
-                x = (x["source"], x["target"])
-            src, tgt = x
-            out.append((_truncate(_ids_of(src), self.max_source_length),
-                        _truncate(_ids_of(tgt), self.max_target_length)))
-        return out
+        return _source_target_pairs(examples, self.max_source_length, self.max_target_length)
 
     def __call__(self, examples: Sequence[Any]) -> dict[str, Any]:
         return self.pack(examples, self._rng())
@@ -791,3 +800,98 @@ class InfillingCollator(_Randomized):
         pairs = [make_denoising_pair(self._cut(d), self.ids, g, self.mask_ratio, self.poisson_lambda, self.permute)
                  for d in examples]
         return self.packer.pack(pairs, g)
+
+
+# --------------------------------------------------------------------------- masked diffusion
+
+
+DIFFUSION_REPLACE = ("mask", "80/10/10")
+"""What a masked target-block token becomes: always [MASK], or BERT's 80/10/10 rule."""
+DIFFUSION_ATTENTION = ("source-block", "bidirectional")
+"""The diffusion attention masks (`genbert.config.DIFFUSION_MASKS`)."""
+
+
+def diffusion_times(batch_size: int, eps: float = 1e-3,
+                    generator: Optional[torch.Generator] = None) -> Tensor:
+    """(B,) float64 masking rates t in [eps, 1), stratified as MDLM's antithetic sampling: one
+    uniform u per batch, t = eps + (1 - eps) * ((u + k / B) mod 1), with the strata k a random
+    permutation (so a row's place in a sorted batch does not set its rate). Each t is U(eps, 1)."""
+    if not 0.0 < eps < 1.0:
+        raise ValueError(f"eps must be in (0, 1), got {eps}")
+    u = torch.rand(1, generator=generator, dtype=torch.float64)
+    strata = torch.randperm(batch_size, generator=generator).double()
+    return eps + (1.0 - eps) * torch.remainder(u + strata / batch_size, 1.0)
+
+
+class DiffusionCollator(_Randomized):
+    """Masked diffusion (MDLM / LLaDA SFT) over ``(source_ids, target_ids)`` pairs: BERT's own way
+    to generate.
+
+    Layout ``[CLS] src [SEP] block``, token types 0 for ``[CLS] src [SEP]`` and 1 for the block;
+    the block holds exactly ``max_target_length`` ids: the target (cut to that length) followed
+    by [SEP]s, the id generation stops at. Rows are right-padded; the default position ids
+    (0..T-1) already place each block right after its own source, as generation does.
+
+    Per row a rate t ~ U(eps, 1) (stratified across the batch, :func:`diffusion_times`); every
+    block token, the trailing [SEP]s included (so the model learns where to stop), is masked with
+    probability t; the source never is. ``replace="mask"`` puts [MASK] at every masked token;
+    ``"80/10/10"`` puts [MASK] / a random non-special id / the original. No row is forced to
+    hold a masked token: forcing one at small t would weigh it 1/(t*L) and bias the ELBO.
+
+    Returns ``input_ids``, ``token_type_ids``, ``attention_mask`` (3-D (B, T, T) bool:
+    :func:`genbert.masks.source_block`, or :func:`genbert.masks.bidirectional` for
+    ``attention="bidirectional"``), ``labels`` (aligned: the original id at masked positions,
+    -100 elsewhere), ``shift_labels=False`` and ``label_weights`` (B, T) float32: 1/(t*L) at
+    masked positions, 0 elsewhere, so that the model's weighted loss is the mean over rows of
+    (1/L) * sum over masked tokens of CE / t, the MDLM/LLaDA ELBO weight.
+    """
+
+    def __init__(self, ids: SpecialIds, max_source_length: Optional[int] = None, max_target_length: int = 64,
+                 generator: Optional[torch.Generator] = None, eps: float = 1e-3, replace: str = "mask",
+                 attention: str = "source-block") -> None:
+        super().__init__(generator)
+        if not isinstance(max_target_length, int) or max_target_length < 1:
+            raise ValueError(f"max_target_length must be an int >= 1 (the block length), got {max_target_length!r}")
+        if not 0.0 < eps < 1.0:
+            raise ValueError(f"eps must be in (0, 1), got {eps}")
+        if replace not in DIFFUSION_REPLACE:
+            raise ValueError(f"replace must be one of {DIFFUSION_REPLACE}, got {replace!r}")
+        if attention not in DIFFUSION_ATTENTION:
+            raise ValueError(f"attention must be one of {DIFFUSION_ATTENTION}, got {attention!r}")
+        self.ids, self.eps, self.replace, self.attention = ids, eps, replace, attention
+        self.max_source_length, self.max_target_length = max_source_length, max_target_length
+
+    def __call__(self, examples: Sequence[Any]) -> dict[str, Any]:
+        return self.collate_with_times(examples)[0]
+
+    def collate_with_times(self, examples: Sequence[Any]) -> tuple[dict[str, Any], Tensor]:
+        """``(batch, t)``: the batch and the (B,) float64 masking rate of each row."""
+        ids, g, n = self.ids, self._rng(), self.max_target_length
+        rows, types, blocks = [], [], []
+        for src, tgt in _source_target_pairs(examples, self.max_source_length, n):
+            rows.append([ids.cls, *src, ids.sep, *tgt, *[ids.sep] * (n - len(tgt))])
+            types.append([0] * (len(src) + 2) + [1] * n)
+        input_ids = _pad(rows, ids.pad)
+        token_type_ids = _pad(types, 0)
+        attn = _pad([[1] * len(r) for r in rows], 0)
+        in_block = token_type_ids.bool()
+        t = diffusion_times(len(rows), self.eps, g)
+        picked = (torch.rand(input_ids.shape, generator=g, dtype=torch.float64) < t[:, None]) & in_block
+        inputs = input_ids.masked_fill(picked, ids.mask)
+        if self.replace == "80/10/10":
+            u = torch.rand(input_ids.shape, generator=g)
+            pool = ids.random_pool
+            random_tokens = pool[torch.randint(len(pool), input_ids.shape, generator=g)]
+            inputs = torch.where(picked & (u >= 0.8) & (u < 0.9), random_tokens, inputs)
+            inputs = torch.where(picked & (u >= 0.9), input_ids, inputs)
+        weights = (1.0 / (t * n)).float()[:, None].expand_as(input_ids)
+        mask_fn = masks.source_block if self.attention == "source-block" else masks.bidirectional
+        batch = {
+            "input_ids": inputs,
+            "token_type_ids": token_type_ids,
+            "attention_mask": mask_fn(input_ids, attn, token_type_ids),
+            "labels": input_ids.masked_fill(~picked, IGNORE_INDEX),
+            "shift_labels": False,
+            "label_weights": torch.where(picked, weights, torch.zeros_like(weights)),
+        }
+        return batch, t
