@@ -1,7 +1,12 @@
-"""genbert: make a BERT encoder generate text, every known way, on one core."""
+"""genbert: make a BERT encoder generate text, every known way, on one core.
+
+The model classes are imported on first use, so that `import genbert` (and the argument parsing
+of `genbert-generate --help`) does not import torch.
+"""
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .config import DecoderConfig, GenBertConfig
 
@@ -9,13 +14,28 @@ __version__ = "0.1.0"
 
 __all__ = ["GenBertConfig", "DecoderConfig", "GenBert", "GenBertOutput", "TextGenerator", "__version__"]
 
+_LAZY = {"GenBert": ".model", "GenBertOutput": ".model", "TextGenerator": ".textgen"}
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .model import GenBert, GenBertOutput
+    from .textgen import TextGenerator
+
 
 def __getattr__(name: str) -> Any:
-    # the model and the text API import torch: only when asked for, so that `--help` stays fast
-    if name in ("GenBert", "GenBertOutput"):
-        from . import model
-        return getattr(model, name)
-    if name == "TextGenerator":
-        from .textgen import TextGenerator
-        return TextGenerator
-    raise AttributeError(f"module 'genbert' has no attribute {name!r}")
+    if name.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    else:  # `import genbert; genbert.masks` keeps working as when the model was imported eagerly
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

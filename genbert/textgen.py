@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,9 +14,29 @@ from .io import write_json
 from .model import GenBert
 from .tokenization import Tokenizer
 
+logger = logging.getLogger(__name__)  # quiet: logging.getLogger("genbert").setLevel(logging.ERROR)
+
 SETTINGS_FILE = "generation.json"
 GENERATION_KEYS = ("num_beams", "max_new_tokens", "min_new_tokens", "length_penalty", "no_repeat_ngram_size",
                    "repetition_penalty", "early_stopping", "do_sample", "temperature", "top_k", "top_p")
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """Inputs cut by one `TextGenerator.generate` call: `cut` of `total` were longer than
+    `max_length` tokens ([CLS] and [SEP] included). `model_limit`: `max_length` is the most this
+    model reads (its positions), so a larger `max_source_length` would not keep more."""
+    cut: int
+    total: int
+    max_length: int
+    model_limit: bool = False
+
+    def message(self, flag: str = "max_source_length") -> str:
+        """One plain line; `flag` names the setting that changes the length (a CLI passes its flag)."""
+        were = "was" if self.cut == 1 else "were"
+        hint = "the most this model reads" if self.model_limit else flag
+        return (f"{self.cut} of {self.total} inputs {were} longer than {self.max_length} tokens "
+                f"and {were} cut ({hint})")
 
 
 class TextGenerator:
@@ -23,7 +44,13 @@ class TextGenerator:
 
     `settings` holds what the model was trained and evaluated with (`max_source_length`,
     `max_target_length`, generation arguments); calls override them.
+
+    Inputs longer than `max_source_length` are cut; each call that cuts logs one line on the
+    "genbert.textgen" logger (level WARNING; `logging.getLogger("genbert").setLevel(logging.ERROR)`
+    silences it) and leaves the counts in `last_truncation` (None when nothing was cut).
     """
+
+    last_truncation: Optional[Truncation] = None
 
     def __init__(self, model: GenBert, tokenizer: Tokenizer, settings: Optional[dict[str, Any]] = None,
                  device: Optional[str | torch.device] = None):
@@ -53,26 +80,31 @@ class TextGenerator:
         self.tokenizer.save(path)
         write_json(Path(path) / SETTINGS_FILE, self.settings)
 
-    def _max_source_length(self, override: Optional[int], max_new_tokens: int) -> int:
+    def _max_source_length(self, override: Optional[int], max_new_tokens: int) -> tuple[int, bool]:
+        """The source length used, and whether it is the model's own limit."""
         limit = self.model.config.max_position_embeddings
         if self.model.decoder is None:  # the targets share the positions with the source
             limit -= max_new_tokens + 1
         n = override or self.settings.get("max_source_length") or limit
-        return max(3, min(n, limit))
+        return max(3, min(n, limit)), n >= limit
 
     def generate(self, texts: str | list[str], batch_size: int = 16, max_source_length: Optional[int] = None,
                  progress: bool = False, **kwargs: Any) -> str | list[str]:
         """Generate for one text or a list (batched internally, longest first); returns the same shape."""
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ValueError(f"batch_size={batch_size!r}: must be an int >= 1")
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         gen = {k: self.settings[k] for k in GENERATION_KEYS if k in self.settings}
         gen.update(kwargs)
         gen.setdefault("max_new_tokens", self.settings.get("max_target_length", 32))
-        max_len = self._max_source_length(max_source_length, gen["max_new_tokens"])
-        encoded = [self.tokenizer.encode(t, add_special_tokens=True) for t in texts]
-        if any(len(e) > max_len for e in encoded):
-            n = sum(len(e) > max_len for e in encoded)
-            warnings.warn(f"{n} input(s) longer than {max_len} tokens were truncated", stacklevel=2)
+        max_len, model_limit = self._max_source_length(max_source_length, gen["max_new_tokens"])
+        # one token more than kept tells which inputs are cut, without tokenizer warnings about long text
+        encoded = self.tokenizer.batch_encode(texts, max_length=max_len + 1, add_special_tokens=True)
+        n = sum(len(e) > max_len for e in encoded)
+        self.last_truncation = Truncation(n, len(texts), max_len, model_limit) if n else None
+        if n:
+            logger.warning(self.last_truncation.message())
             sep = self.tokenizer.sep_token_id
             encoded = [e[:max_len - 1] + [sep] if len(e) > max_len else e for e in encoded]
         order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
