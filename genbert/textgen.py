@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)  # quiet: logging.getLogger("genbert").setL
 
 SETTINGS_FILE = "generation.json"
 GENERATION_KEYS = ("num_beams", "max_new_tokens", "min_new_tokens", "length_penalty", "no_repeat_ngram_size",
-                   "repetition_penalty", "early_stopping", "do_sample", "temperature", "top_k", "top_p")
+                   "repetition_penalty", "early_stopping", "do_sample", "temperature", "top_k", "top_p",
+                   "steps", "order", "remask", "block_length")  # the last four: diffusion (bidirectional)
 
 
 @dataclass(frozen=True)

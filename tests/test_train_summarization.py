@@ -61,7 +61,7 @@ def snapshot(d: Path) -> dict[str, bytes]:
 
 # --------------------------------------------------------------------------- end to end
 @pytest.mark.parametrize("scheme,objective", [("prefix", "masked-target"), ("causal", "next-token"),
-                                              ("encoder-decoder", "next-token")])
+                                              ("encoder-decoder", "next-token"), ("bidirectional", "diffusion")])
 def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     from genbert import GenBert, TextGenerator
 
@@ -82,12 +82,15 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     assert isinstance(gen.generate("the cat sat near a big tree."), str)
     model = GenBert.from_pretrained(out / "final")
     assert model.config.objective == objective
-    assert model.config.decoding == ("mask-predict" if objective == "masked-target" else "next-token")
+    assert model.config.decoding == {"masked-target": "mask-predict", "diffusion": "diffusion"}.get(objective,
+                                                                                                  "next-token")
     assert (model.decoder is not None) == (scheme == "encoder-decoder")
     assert model.config.mask_scheme == {"prefix": "prefix", "causal": "causal"}.get(scheme, "bidirectional")
     settings = json.loads((out / "final" / "generation.json").read_text())
-    assert set(settings) == {"max_source_length", "max_target_length", "num_beams", "max_new_tokens",
-                             "no_repeat_ngram_size", "length_penalty", "scheme", "objective"}
+    decoding = {"steps", "order", "block_length"} if scheme == "bidirectional" else {
+        "num_beams", "no_repeat_ngram_size", "length_penalty"}
+    assert set(settings) == {"max_source_length", "max_target_length", "max_new_tokens", "scheme", "objective",
+                             *decoding}
     assert settings["scheme"] == scheme and settings["objective"] == objective and settings["max_new_tokens"] == 8
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"scores", "baselines", "settings"}

@@ -14,7 +14,8 @@ from .common import UsageError
 
 PROG = "benchmark.py"
 # generation settings a flag can override; their stored defaults come from TextGenerator.settings
-GENERATION_FLAGS = ("max_source_length", "num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size")
+GENERATION_FLAGS = ("max_source_length", "num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size",
+                    "steps", "order", "block_length")
 DEFAULT_BATCH_SIZE = 16
 
 
@@ -40,12 +41,15 @@ def build_parser(prog: str = PROG, doc: str = "") -> Any:
     g.add_argument("--length-penalty", type=float)
     g.add_argument("--no-repeat-ngram-size", type=int)
     g.add_argument("--max-source-length", type=int)
+    g.add_argument("--steps", type=int, help="bidirectional (diffusion) models: denoising passes")
+    g.add_argument("--order", choices=("confidence", "random", "left-to-right"), help="bidirectional models")
+    g.add_argument("--block-length", type=int, help="bidirectional models: semi-autoregressive block length")
     g.add_argument("--batch-size", type=int, help=f"default {DEFAULT_BATCH_SIZE}")
     return p
 
 
 def check_args(args: Any) -> None:
-    for name in ("limit", "num_beams", "max_new_tokens", "batch_size", "max_source_length"):
+    for name in ("limit", "num_beams", "max_new_tokens", "batch_size", "max_source_length", "steps", "block_length"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"{C.flag_name(name)}={value}: must be >= 1")

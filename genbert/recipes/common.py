@@ -354,6 +354,7 @@ class ModelSpec:
     lowercase: bool = True  # a trained sentencepiece vocabulary lower-cases (keep case where scores see it)
     task: str = "summarization"
     random_weights: bool = False  # keep the checkpoint's config and tokenizer, draw every weight anew
+    diffusion_mask: str = "source-block"  # the bidirectional scheme's attention (config.DIFFUSION_MASKS)
 
 
 def resolve_init(init: str) -> Optional[Path]:
@@ -404,7 +405,8 @@ def build_model(spec: ModelSpec, train_texts: Sequence[str] = (), tokenizer_dir:
     if path is not None and init_has_decoder(path) and not want_decoder:
         raise UsageError(f"--init {path} is an encoder-decoder model: use --scheme encoder-decoder")
     fields_ = {"mask_scheme": mask_scheme_of(spec.scheme), "objective": spec.objective,
-               "decoding": DECODING_OF_OBJECTIVE.get(spec.objective or "", "next-token")}
+               "decoding": DECODING_OF_OBJECTIVE.get(spec.objective or "", "next-token"),
+               "diffusion_mask": spec.diffusion_mask}
     if spec.dropout is not None:
         fields_.update(hidden_dropout_prob=spec.dropout, attention_probs_dropout_prob=spec.dropout)
     notes: list[str] = []

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from ..config import DECODER_INITS, OBJECTIVES, SCHEMES, TASKS
+from ..config import DECODER_INITS, DIFFUSION_MASKS, OBJECTIVES, SCHEMES, TASKS
 from ..data.datasets import NAMED_DATASETS
 from . import common as C
 from .common import UsageError, flag
@@ -57,6 +57,11 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
     decoder_layers: Optional[int] = flag(None, "encoder-decoder: decoder depth (default: the encoder's)",
                                          group="model", min=1)
     mask_prob: float = flag(0.7, "masked-target: share of target tokens masked", group="model", above=0, max=1)
+    diffusion_mask: str = flag("source-block", "bidirectional: source-block (the source sees only the source: "
+                                               "its keys and values are computed once) or bidirectional (ablation)",
+                               group="model", choices=DIFFUSION_MASKS)
+    diffusion_replace: str = flag("mask", "bidirectional: a masked target token becomes [MASK] (mask) or BERT's "
+                                          "80/10/10", group="model", choices=("mask", "80/10/10"))
     random_weights: bool = flag(False, "keep --init's architecture and vocabulary but draw every weight anew "
                                        "(the no-pretraining control)", group="model")
     # a fresh MLM head (all-MiniLM-L6-v2 has none) learns to predict tokens before seq2seq training
@@ -82,6 +87,12 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
     no_repeat_ngram_size: int = flag(3, "never repeat an n-gram of this size, 0 = off", group="evaluation", min=0)
     length_penalty: float = flag(1.0, "beam score / length**penalty", group="evaluation")
     eval_batch_size: int = flag(32, "sources per generate call", group="evaluation", min=1)
+    steps: Optional[int] = flag(None, "bidirectional: denoising passes over the target block (default: half "
+                                      "--max-target-length, rounded up)", group="evaluation", min=1)
+    order: str = flag("confidence", "bidirectional: which masked tokens are committed first",
+                      group="evaluation", choices=("confidence", "random", "left-to-right"))
+    block_length: Optional[int] = flag(None, "bidirectional: semi-autoregressive blocks of this many tokens "
+                                             "(must divide --max-target-length)", group="evaluation", min=1)
 
     @property
     def seq2seq_objective(self) -> str:
@@ -113,6 +124,18 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
                              f"--scheme {self.scheme} trains {', '.join(OBJECTIVES[self.scheme])}")
         if self.train is None and self.validation is not None:
             raise UsageError("--validation needs --train (or use --dataset)")
+        if self.scheme == "bidirectional":
+            steps = self.diffusion_steps
+            if steps > self.max_target_length:
+                raise UsageError(f"--steps={steps}: must be <= --max-target-length={self.max_target_length}")
+            if self.block_length is not None and (self.max_target_length % self.block_length
+                                                  or steps % (self.max_target_length // self.block_length)):
+                raise UsageError(f"--block-length={self.block_length}: must divide --max-target-length="
+                                 f"{self.max_target_length} into blocks that divide --steps={steps}")
+
+    @property
+    def diffusion_steps(self) -> int:
+        return self.steps or -(-self.max_target_length // 2)
 
     def model_spec(self, task: str) -> C.ModelSpec:
         return C.ModelSpec(init=self.init, scheme=self.scheme, objective=self.seq2seq_objective,
@@ -120,14 +143,18 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
                            dropout=self.dropout, hidden_size=self.hidden_size, layers=self.layers, heads=self.heads,
                            intermediate_size=self.intermediate_size, vocab_size=self.vocab_size,
                            max_position_embeddings=self.max_position_embeddings,
-                           lowercase=task != "translation", task=task, random_weights=self.random_weights)  # BLEU is case-sensitive; ROUGE is not
+                           lowercase=task != "translation", task=task, random_weights=self.random_weights,
+                           diffusion_mask=self.diffusion_mask)  # BLEU is case-sensitive; ROUGE is not
 
     def generation_settings(self) -> dict[str, Any]:
         """What TextGenerator stores in generation.json for this run."""
-        return {"max_source_length": self.max_source_length, "max_target_length": self.max_target_length,
-                "num_beams": self.num_beams, "max_new_tokens": self.max_target_length,
-                "no_repeat_ngram_size": self.no_repeat_ngram_size, "length_penalty": self.length_penalty,
-                "scheme": self.scheme, "objective": self.seq2seq_objective}
+        common = {"max_source_length": self.max_source_length, "max_target_length": self.max_target_length,
+                  "max_new_tokens": self.max_target_length, "scheme": self.scheme,
+                  "objective": self.seq2seq_objective}
+        if self.scheme == "bidirectional":
+            return {**common, "steps": self.diffusion_steps, "order": self.order, "block_length": self.block_length}
+        return {**common, "num_beams": self.num_beams, "no_repeat_ngram_size": self.no_repeat_ngram_size,
+                "length_penalty": self.length_penalty}
 
     def default_output_dir(self) -> Path:
         return Path("runs") / (self.dataset or Path(self.train or "summarization").stem)
@@ -191,7 +218,11 @@ def make_collator(recipe: Seq2SeqRecipe, tokenizer):
     """The training collator of the recipe's scheme and objective (reseeded by the Trainer)."""
     import torch
 
-    from ..data.objectives import Seq2SeqCollator, SpecialIds
+    from ..data.objectives import DiffusionCollator, Seq2SeqCollator, SpecialIds
+    if recipe.scheme == "bidirectional":
+        return DiffusionCollator(SpecialIds.from_tokenizer(tokenizer), recipe.max_source_length - 2,
+                                 recipe.max_target_length, generator=torch.Generator().manual_seed(recipe.seed),
+                                 replace=recipe.diffusion_replace, attention=recipe.diffusion_mask)
     kw = {"mask_prob": recipe.mask_prob} if recipe.seq2seq_objective == "masked-target" else {}
     return Seq2SeqCollator(SpecialIds.from_tokenizer(tokenizer), recipe.seq2seq_objective,
                            recipe.max_source_length - 2, recipe.max_target_length - 1,
@@ -204,6 +235,8 @@ def check_lengths(model, recipe: Seq2SeqRecipe) -> None:
     src, tgt = recipe.max_source_length, recipe.max_target_length
     if model.decoder is not None:
         need = max(src, tgt + 1)
+    elif recipe.scheme == "bidirectional":
+        need = src + tgt
     else:
         need = src + tgt * (2 if recipe.seq2seq_objective == "pseudo-mask" else 1) + 1
     if need > limit:
