@@ -205,3 +205,36 @@ def test_bf16_autocast_cpu():
         out = model(ids, attention_mask=am, labels=ids)
     out.loss.backward()
     assert torch.isfinite(out.loss)
+
+
+@pytest.mark.parametrize("decoding,objective", [("mask-predict", "pseudo-mask"), ("mask-predict", "masked-target"),
+                                                ("next-token", "next-token")])
+def test_export_keeps_how_a_prefix_model_decodes(tmp_path, decoding, objective):
+    """save_pretrained(format="transformers") and back: the same decoding mode, the same tokens."""
+    torch.manual_seed(0)
+    model = GenBert(tiny_config(mask_scheme="prefix", initializer_range=0.2, objective=objective,
+                                decoding=decoding)).eval()
+    model.save_pretrained(tmp_path, format="transformers")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        back = GenBert.from_pretrained(tmp_path).eval()
+    assert (back.config.mask_scheme, back.config.decoding, back.config.objective) == ("prefix", decoding, objective)
+    ids, am = padded_batch([7, 4], low=5)
+    out = model.generate(ids, am, max_new_tokens=8)
+    assert torch.equal(back.generate(ids, am, max_new_tokens=8), out)
+    # the decoding mode matters: decoding the other way gives other tokens (the test can fail)
+    assert not torch.equal(model.generate(ids, am, max_new_tokens=8, mask_predict=decoding == "next-token"), out)
+
+
+def test_load_report_names_the_new_weights(tmp_path):
+    from transformers import BertModel
+    torch.manual_seed(0)
+    BertModel(hf_bert_config()).save_pretrained(tmp_path)  # no MLM head, no NSP classifier
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        model = GenBert.from_pretrained(tmp_path, decoder="bert")
+    report = model.load_report
+    assert {"lm_head.dense.weight", "decoder.layers.0.cross_attention.query.weight"} <= set(report.new)
+    assert not any(n.startswith("decoder.layers.0.self_attention") for n in report.new)  # copied from the encoder
+    msgs = [str(x.message) for x in w if "newly initialised" in str(x.message)]
+    assert len(msgs) == 1 and "cross_attention" in msgs[0]
