@@ -166,18 +166,12 @@ class GenBert(nn.Module):
         memory = self.encode(input_ids, attention_mask, token_type_ids)
         b, t = decoder_input_ids.shape
         self_mask = masks.causal(decoder_input_ids, decoder_attention_mask)
-        cross_mask = self._cross_mask(attention_mask, b, t, memory.shape[1], memory.device)
+        cross_mask = masks.cross(attention_mask, b, t, memory.shape[1], memory.device)
         hidden = self.decoder(decoder_input_ids, self_mask, memory, cross_mask)
         if labels is not None:  # padding in the labels never counts
             labels = labels.masked_fill(labels == self.config.pad_token_id, -100)
         loss, logits = self._lm_loss(self.decoder.lm_head, hidden, labels, False, label_smoothing, compute_logits)
         return GenBertOutput(loss=loss, logits=logits, hidden_states=hidden, encoder_hidden_states=memory)
-
-    @staticmethod
-    def _cross_mask(attention_mask: Optional[Tensor], b: int, t: int, s: int, device) -> Tensor:
-        if attention_mask is None:
-            return torch.ones(b, t, s, dtype=torch.bool, device=device)
-        return attention_mask.bool()[:, None, :].expand(b, t, s)
 
     # ------------------------------------------------------------------ cached decoding steps
     def new_cache(self, batch_size: int, max_length: int) -> KVCache:

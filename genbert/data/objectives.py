@@ -713,19 +713,7 @@ class Seq2SeqCollator(_Randomized):
             idxs.append([0] * s + [*range(m)] * 2)
             labels.append([IGNORE_INDEX] * (s + m) + tgt)
         input_ids = _pad(rows, ids.pad)
-        seg = _pad(segs, 3)
-        idx = _pad(idxs, 0)
-        qs, ks = seg[:, :, None], seg[:, None, :]
-        qi, ki = idx[:, :, None], idx[:, None, :]
-        t = input_ids.shape[1]
-        eye = torch.eye(t, dtype=torch.bool)[None]
-        mask = (
-            ((qs != 3) & (ks == 0))
-            | ((qs == 1) & (ks == 1) & (ki <= qi))
-            | ((qs == 2) & (ks == 1) & (ki < qi))
-            | ((qs == 2) & eye)
-            | ((qs == 3) & eye)  # padding rows see only themselves (no NaN); nothing sees them
-        )
+        mask = masks.pseudo_mask(_pad(segs, 3), _pad(idxs, 0))
         return {
             "input_ids": input_ids,
             "token_type_ids": _pad(types, 0),
