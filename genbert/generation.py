@@ -303,7 +303,7 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
     if model.decoder is None and c.mask_scheme not in ("causal", "prefix"):
         raise ValueError(f"mask_scheme {c.mask_scheme!r} does not generate; generating schemes are "
                          "'causal' and 'prefix', or a model with a decoder")
-    model.check_input_ids(input_ids)
+    model.check_input_ids(input_ids, values=True)  # generation syncs anyway: check the ids wherever they are
     device = model.device
     input_ids = input_ids.to(device)
     attention_mask = (torch.ones_like(input_ids) if attention_mask is None else attention_mask.to(device)).long()

@@ -26,11 +26,10 @@ def _tril(t: int, device) -> Tensor:
 
 
 def _no_empty_rows(mask: Tensor) -> Tensor:
+    # applied unconditionally: testing `empty.any()` first would cost a device-to-host sync
     empty = ~mask.any(-1, keepdim=True)
-    if bool(empty.any()):
-        eye = torch.eye(mask.shape[-2], mask.shape[-1], dtype=torch.bool, device=mask.device)
-        mask = mask | (empty & eye)
-    return mask
+    eye = torch.eye(mask.shape[-2], mask.shape[-1], dtype=torch.bool, device=mask.device)
+    return mask | (empty & eye)
 
 
 def bidirectional(input_ids: Tensor, attention_mask: Optional[Tensor] = None,

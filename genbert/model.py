@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import torch
@@ -68,14 +69,34 @@ class GenBert(nn.Module):
             nn.init.zeros_(module.bias)
 
     # ------------------------------------------------------------------ inputs and masks
-    def check_input_ids(self, input_ids: Tensor, name: str = "input_ids") -> None:
+    def check_input_ids(self, input_ids: Tensor, name: str = "input_ids", values: Optional[bool] = None) -> None:
+        """Shape (B, T) with T <= max_position_embeddings, and ids in [0, vocab_size).
+        ``values=None`` checks the ids only of a CPU tensor: on an accelerator reading min/max
+        would stall on a device-to-host sync every forward (the Trainer checks each batch with
+        :meth:`check_batch` on the host instead); ``values=True`` checks them anywhere."""
         if input_ids.dim() != 2:
             raise ValueError(f"{name} must be (batch, length), got shape {tuple(input_ids.shape)}")
         limit = self.config.max_position_embeddings
         if input_ids.shape[1] > limit:
             raise ValueError(f"{name} has length {input_ids.shape[1]} > max_position_embeddings={limit}")
-        if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size):
+        if values is None:
+            values = input_ids.device.type == "cpu"
+        if values and input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size):
             raise ValueError(f"{name} holds token ids outside [0, vocab_size={self.config.vocab_size})")
+
+    def check_batch(self, batch: Mapping[str, Any]) -> None:
+        """Validate a (host) batch before it moves to the device: ``input_ids`` and
+        ``decoder_input_ids`` as :meth:`check_input_ids`, and ``labels`` (besides -100) in
+        [0, vocab_size) (an encoder-decoder model feeds them to its decoder)."""
+        for name in ("input_ids", "decoder_input_ids"):
+            ids = batch.get(name)
+            if isinstance(ids, Tensor):
+                self.check_input_ids(ids, name, values=True)
+        labels = batch.get("labels")
+        if isinstance(labels, Tensor) and labels.numel():
+            real = labels[labels != -100]
+            if real.numel() and (int(real.min()) < 0 or int(real.max()) >= self.config.vocab_size):
+                raise ValueError(f"labels hold ids outside [0, vocab_size={self.config.vocab_size}) (besides -100)")
 
     def build_mask(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                    token_type_ids: Optional[Tensor] = None, scheme: Optional[str] = None) -> Optional[Tensor]:
@@ -83,8 +104,9 @@ class GenBert(nn.Module):
         None when every token may see every token (no mask needed)."""
         if attention_mask is not None and attention_mask.dim() == 3:
             return attention_mask.bool()
+        # the shortcut only where testing it costs no device-to-host sync
         if (scheme or self.config.mask_scheme) == "bidirectional" and (
-                attention_mask is None or bool(attention_mask.all())):
+                attention_mask is None or (attention_mask.device.type == "cpu" and bool(attention_mask.all()))):
             return None  # every token sees every token: attention needs no mask
         return masks.build_mask(scheme or self.config.mask_scheme, input_ids, attention_mask, token_type_ids)
 

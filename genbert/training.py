@@ -548,12 +548,16 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total, tokens, n = 0.0, 0, len(group)
         gen = self._collator_generator()
+        check = getattr(self.model, "check_batch", None) if self.device.type != "cpu" else None
         for j, global_batch in enumerate(group):
             if gen is not None:  # masking = f(seed, epoch, batch, rank): resume- and world-size-proof
                 gen.manual_seed(_mix(cfg.seed, epoch, group_index * cfg.grad_accum + j, rank))
             local = global_batch[rank::world]
-            batch = _to_device(self.collate_fn([self.dataset[i] for i in local]), self.device)
-            tokens += _count_tokens(batch, self.pad_id)
+            host = self.collate_fn([self.dataset[i] for i in local])
+            if check is not None:  # once per batch on the host: forward skips it on the device
+                check(host)
+            tokens += _count_tokens(host, self.pad_id)
+            batch = _to_device(host, self.device)
             sync = j == n - 1 or not self.dist.enabled
             ctx = contextlib.nullcontext() if sync else self.wrapped.no_sync()
             with ctx:

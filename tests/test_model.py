@@ -4,7 +4,7 @@ import warnings
 import pytest
 import torch
 
-from genbert import GenBert, GenBertConfig
+from genbert import GenBert, GenBertConfig, masks
 from conftest import hf_bert_config, padded_batch, tiny_config
 
 SCHEMES = ["bidirectional", "causal", "prefix"]
@@ -205,3 +205,49 @@ def test_bf16_autocast_cpu():
         out = model(ids, attention_mask=am, labels=ids)
     out.loss.backward()
     assert torch.isfinite(out.loss)
+
+
+def test_bad_ids_raise_on_the_host():
+    model = GenBert(tiny_config(mask_scheme="prefix"))
+    with pytest.raises(ValueError, match="vocab_size=99"):
+        model(torch.tensor([[5, -1, 6]]))
+    with pytest.raises(ValueError, match="vocab_size=99"):
+        model.check_input_ids(torch.tensor([[5, 99]]), values=True)
+    model.check_input_ids(torch.tensor([[5, 99]]), values=False)  # what forward does on a device
+    ok = torch.tensor([[5, 6, 7]])
+    model.check_batch({"input_ids": ok, "labels": torch.tensor([[-100, 6, 7]]), "shift_labels": True})
+    for bad in ({"input_ids": torch.tensor([[5, 120]])}, {"input_ids": ok, "labels": torch.tensor([[-100, 99, 1]])},
+                {"input_ids": ok, "decoder_input_ids": torch.tensor([[-3]])}):
+        with pytest.raises(ValueError, match="vocab_size=99"):
+            model.check_batch(bad)
+
+
+def test_bidirectional_mask_shortcut_on_the_host():
+    model = GenBert(tiny_config())
+    ids, am = padded_batch([5, 5])
+    assert model.build_mask(ids) is None and model.build_mask(ids, am) is None
+    ids, am = padded_batch([5, 3])
+    assert torch.equal(model.build_mask(ids, am), masks.bidirectional(ids, am))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_cuda_forward_backward_never_syncs(scheme):
+    from genbert.config import DecoderConfig
+    dev = torch.device("cuda")
+    for cfg in (tiny_config(mask_scheme=scheme), tiny_config(decoder=DecoderConfig(num_hidden_layers=1))):
+        model = GenBert(cfg).to(dev).train()
+        ids, am = padded_batch([7, 4])
+        tt = (torch.arange(7) >= 3).long().expand(2, 7)
+        batch = {"input_ids": ids, "attention_mask": am, "token_type_ids": tt, "labels": ids.masked_fill(am == 0, -100)}
+        if scheme == "bidirectional" and cfg.decoder is None:
+            batch["next_sentence_label"] = torch.tensor([0, 1])
+        batch = {k: v.to(dev) for k, v in batch.items()}
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            out = model(**batch)
+            out.loss.backward()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        assert torch.isfinite(out.loss)
