@@ -25,6 +25,10 @@ class GenBertOutput:
     nsp_logits: Optional[Tensor] = None  # (B, 2), bidirectional scheme only
     hidden_states: Optional[Tensor] = None  # (B, T, hidden): encoder output, or decoder output
     encoder_hidden_states: Optional[Tensor] = None  # (B, S, hidden) for encoder-decoder models
+    # 0-dim: the number `loss` is a mean over (labelled tokens after the label shift and the
+    # encoder-decoder pad -> -100 rule; with NSP the MLM tokens, see `forward`); the Trainer
+    # weighs micro-batches by it. None when there is no loss.
+    loss_weight: Optional[Tensor] = None
 
 
 class GenBert(nn.Module):
@@ -120,7 +124,11 @@ class GenBert(nn.Module):
         """input_ids: (B, T). attention_mask: (B, T) padding (1 = real), or an explicit bool
         (B, T, T) mask. labels: (B, T) with -100 ignored; for causal/prefix models logits at t
         predict labels at t+1 (set `shift_labels=False` for aligned, MLM-style labels).
-        `compute_logits=False` projects onto the vocabulary only where a label exists."""
+        `compute_logits=False` projects onto the vocabulary only where a label exists.
+        `loss_weight` is the number of labelled tokens the LM loss averages; with
+        `next_sentence_label` the loss is LM mean + NSP mean and `loss_weight` still counts the
+        LM tokens (the batch size without LM labels), so the Trainer's token weighting leaves
+        the NSP term only approximately independent of how a batch is split."""
         self.check_input_ids(input_ids)
         if self.decoder is not None:
             return self._forward_seq2seq(input_ids, attention_mask, token_type_ids, labels,
@@ -135,21 +143,27 @@ class GenBert(nn.Module):
             out.nsp_logits = self.nsp_head(hidden)
         if shift_labels is None:
             shift_labels = self.config.mask_scheme != "bidirectional"
-        out.loss, out.logits = self._lm_loss(self.lm_head, hidden, labels, shift_labels,
-                                             label_smoothing, compute_logits)
+        out.loss, out.logits, out.loss_weight = self._lm_loss(self.lm_head, hidden, labels, shift_labels,
+                                                              label_smoothing, compute_logits)
         if next_sentence_label is not None:
             if out.nsp_logits is None:
                 out.nsp_logits = self.nsp_head(hidden)
             nsp_loss = F.cross_entropy(out.nsp_logits.float(), next_sentence_label.view(-1))
-            out.loss = nsp_loss if out.loss is None else out.loss + nsp_loss
+            if out.loss is None:
+                out.loss, out.loss_weight = nsp_loss, hidden.new_full((), hidden.shape[0], dtype=torch.float32)
+            else:
+                out.loss = out.loss + nsp_loss
         return out
 
     @staticmethod
     def _lm_loss(head: LMHead, hidden: Tensor, labels: Optional[Tensor], shift: bool,
-                 label_smoothing: float, compute_logits: bool) -> tuple[Optional[Tensor], Optional[Tensor]]:
+                 label_smoothing: float, compute_logits: bool
+                 ) -> tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+        """(mean loss over the labelled tokens, logits (B, T, vocab) or None, the number of
+        labelled tokens as a 0-dim float tensor)."""
         logits = head(hidden) if compute_logits or labels is None else None
         if labels is None:
-            return None, logits
+            return None, logits, None
         if shift:
             hidden, labels = hidden[:, :-1], labels[:, 1:]
         if logits is not None:
@@ -159,7 +173,7 @@ class GenBert(nn.Module):
             keep = labels != -100
             scores, targets = head(hidden[keep]), labels[keep]
         loss = F.cross_entropy(scores.float(), targets, ignore_index=-100, label_smoothing=label_smoothing)
-        return loss, logits
+        return loss, logits, (labels != -100).sum().float()
 
     def shift_right(self, labels: Tensor) -> Tensor:
         """Teacher forcing inputs: `decoder_start_token_id` then labels[:-1] (-100 -> pad)."""
@@ -192,8 +206,10 @@ class GenBert(nn.Module):
         hidden = self.decoder(decoder_input_ids, self_mask, memory, cross_mask)
         if labels is not None:  # padding in the labels never counts
             labels = labels.masked_fill(labels == self.config.pad_token_id, -100)
-        loss, logits = self._lm_loss(self.decoder.lm_head, hidden, labels, False, label_smoothing, compute_logits)
-        return GenBertOutput(loss=loss, logits=logits, hidden_states=hidden, encoder_hidden_states=memory)
+        loss, logits, weight = self._lm_loss(self.decoder.lm_head, hidden, labels, False, label_smoothing,
+                                             compute_logits)
+        return GenBertOutput(loss=loss, logits=logits, hidden_states=hidden, encoder_hidden_states=memory,
+                             loss_weight=weight)
 
     # ------------------------------------------------------------------ cached decoding steps
     def new_cache(self, batch_size: int, max_length: int) -> KVCache:

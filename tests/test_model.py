@@ -207,6 +207,31 @@ def test_bf16_autocast_cpu():
     assert torch.isfinite(out.loss)
 
 
+def test_loss_weight_counts_the_tokens_the_loss_averages():
+    from genbert.config import DecoderConfig
+    ids, am = padded_batch([7, 4, 6])
+    labels = ids.masked_fill(am == 0, -100)
+    labels[0, 0] = ids[0, 0]  # a label at position 0 never counts once labels shift
+    causal = GenBert(tiny_config(mask_scheme="causal"))
+    out = causal(ids, attention_mask=am, labels=labels)
+    n = int((labels[:, 1:] != -100).sum())
+    assert out.loss_weight.ndim == 0 and float(out.loss_weight) == n
+    per_token = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 99).float(),
+                                                  labels[:, 1:].reshape(-1), reduction="sum")
+    torch.testing.assert_close(out.loss * out.loss_weight, per_token)  # loss = the mean over loss_weight
+    assert causal(ids, attention_mask=am).loss_weight is None
+    enc_dec = GenBert(tiny_config(decoder=DecoderConfig(num_hidden_layers=1)))
+    tgt = torch.tensor([[5, 6, 7, 0], [8, 0, 0, 0], [9, 10, -100, -100]])  # [PAD] labels never count
+    assert float(enc_dec(ids, attention_mask=am, labels=tgt).loss_weight) == 6
+    mlm = GenBert(tiny_config())
+    mlm_labels = torch.full_like(ids, -100)
+    mlm_labels[:, 2] = ids[:, 2]
+    mlm_labels[0, 3] = ids[0, 3]
+    nsp = torch.tensor([0, 1, 0])
+    assert float(mlm(ids, attention_mask=am, labels=mlm_labels, next_sentence_label=nsp).loss_weight) == 4
+    assert float(mlm(ids, attention_mask=am, next_sentence_label=nsp).loss_weight) == 3  # NSP alone: examples
+
+
 def test_bad_ids_raise_on_the_host():
     model = GenBert(tiny_config(mask_scheme="prefix"))
     with pytest.raises(ValueError, match="vocab_size=99"):
@@ -247,7 +272,7 @@ def test_cuda_forward_backward_never_syncs(scheme):
         torch.cuda.set_sync_debug_mode("error")
         try:
             out = model(**batch)
-            out.loss.backward()
+            (out.loss * out.loss_weight).backward()
         finally:
             torch.cuda.set_sync_debug_mode("default")
         assert torch.isfinite(out.loss)
