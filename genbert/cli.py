@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional
 
-from .cli_args import EXIT_USAGE, OneLineParser
+from .recipes.common import EXIT_USAGE, OneLineParser
 
 PROG = "genbert-generate"
 TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "vocab.txt")  # see genbert.tokenization.Tokenizer.from_dir

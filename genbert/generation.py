@@ -149,12 +149,7 @@ class EncoderOnlyState:
         pos = self.lengths[:, None] + first + torch.arange(k, device=dev)
         start = cache.length
         cache.key_mask[:, start:start + k] = True
-        mask = cache.key_mask[:, None, :start + k].expand(n, k, start + k)
-        if k == 1 and self.no_padding:
-            mask = None
-        elif k > 1:
-            mask = mask.clone()
-            mask[:, :, start:] &= torch.ones(k, k, dtype=torch.bool, device=dev).tril()
+        mask = None if k == 1 and self.no_padding else masks.cached_step(cache.key_mask, start, k)
         hidden = self.model.step(new, pos, torch.full_like(new, self.target_type), mask, cache)
         # a fed real token stays in the cache; a [MASK] is overwritten by the next step's token
         cache.length += 1 if (t or not self.mask_predict) else 0
@@ -481,7 +476,7 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
     pad = c.pad_token_id if cfg.pad_token_id is None else cfg.pad_token_id
     diffusion = model.decoder is None and c.mask_scheme == "bidirectional"
     _check_decoding_arguments(model, cfg, diffusion)
-    model.check_input_ids(input_ids)
+    model.check_input_ids(input_ids, values=True)  # generation syncs anyway: check the ids wherever they are
     device = model.device
     input_ids = input_ids.to(device)
     attention_mask = (torch.ones_like(input_ids) if attention_mask is None else attention_mask.to(device)).long()

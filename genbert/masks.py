@@ -26,11 +26,10 @@ def _tril(t: int, device) -> Tensor:
 
 
 def _no_empty_rows(mask: Tensor) -> Tensor:
+    # applied unconditionally: testing `empty.any()` first would cost a device-to-host sync
     empty = ~mask.any(-1, keepdim=True)
-    if bool(empty.any()):
-        eye = torch.eye(mask.shape[-2], mask.shape[-1], dtype=torch.bool, device=mask.device)
-        mask = mask | (empty & eye)
-    return mask
+    eye = torch.eye(mask.shape[-2], mask.shape[-1], dtype=torch.bool, device=mask.device)
+    return mask | (empty & eye)
 
 
 def bidirectional(input_ids: Tensor, attention_mask: Optional[Tensor] = None,
@@ -79,6 +78,52 @@ def source_block(input_ids: Tensor, attention_mask: Optional[Tensor] = None,
         return _no_empty_rows(keys.expand(b, t, t))
     is_block = token_type_ids.bool()
     return _no_empty_rows(keys & (~is_block[:, None, :] | is_block[:, :, None]))
+
+
+def pseudo_mask(segments: Tensor, index: Tensor) -> Tensor:
+    """The s2s-ft (pseudo-mask) layout. ``segments`` (B, T) long: 0 = source, 1 = real target,
+    2 = pseudo mask ([MASK] standing in for a target), 3 = padding. ``index`` (B, T) long: the
+    target index i of a real target or pseudo mask (any value elsewhere).
+
+    (B, T, T): every non-padding token sees the source; real target j sees the real targets
+    <= j; pseudo mask i sees the real targets < i and itself; a padding query sees only itself
+    (no NaN) and nothing sees padding.
+    """
+    qs, ks = segments[:, :, None], segments[:, None, :]
+    qi, ki = index[:, :, None], index[:, None, :]
+    t = segments.shape[1]
+    eye = torch.eye(t, dtype=torch.bool, device=segments.device)[None]
+    return (
+        ((qs != 3) & (ks == 0))
+        | ((qs == 1) & (ks == 1) & (ki <= qi))
+        | ((qs == 2) & (ks == 1) & (ki < qi))
+        | ((qs == 2) & eye)
+        | ((qs == 3) & eye)
+    )
+
+
+def cached_step(key_mask: Tensor, start: int, k: int) -> Tensor:
+    """Mask of a cached decoding step feeding ``k`` new tokens written at cache positions
+    ``start .. start + k - 1``. ``key_mask`` (B, L >= start + k) bool: True where a cached
+    position holds a real token. (B, k, start + k): new token i sees the real cached keys
+    before ``start`` and the new tokens at or before it (where ``key_mask`` marks them real)."""
+    b, dev = key_mask.shape[0], key_mask.device
+    keys = key_mask[:, None, :start + k].expand(b, k, start + k)
+    if k == 1:
+        return keys
+    allowed = torch.ones(k, start + k, dtype=torch.bool, device=dev)
+    allowed[:, start:] = _tril(k, dev)
+    return keys & allowed
+
+
+def cross(attention_mask: Optional[Tensor], batch: int, q_len: int, k_len: int,
+          device: Optional[torch.device] = None) -> Tensor:
+    """Cross-attention (decoder queries over encoder keys): (B, q_len, k_len), query t sees
+    every real source token. ``attention_mask`` (B, k_len) source padding (None = all real;
+    then ``device`` places the mask)."""
+    if attention_mask is None:
+        return torch.ones(batch, q_len, k_len, dtype=torch.bool, device=device)
+    return attention_mask.bool()[:, None, :].expand(batch, q_len, k_len)
 
 
 SCHEMES: dict[str, Callable[..., Tensor]] = {

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import torch
@@ -24,8 +25,9 @@ class GenBertOutput:
     nsp_logits: Optional[Tensor] = None  # (B, 2), bidirectional scheme only
     hidden_states: Optional[Tensor] = None  # (B, T, hidden): encoder output, or decoder output
     encoder_hidden_states: Optional[Tensor] = None  # (B, S, hidden) for encoder-decoder models
-    # 0-dim: the number of units `loss` is a mean over (labelled tokens, or examples for a
-    # per-example-normalised loss), so gradient accumulation can weigh micro-batches
+    # 0-dim: the number `loss` is a mean over (labelled tokens after the label shift and the
+    # encoder-decoder pad -> -100 rule; with NSP the MLM tokens, see `forward`; the examples for a
+    # per-example-normalised loss, label_weights); the Trainer weighs micro-batches by it.
     loss_weight: Optional[Tensor] = None
 
 
@@ -72,14 +74,34 @@ class GenBert(nn.Module):
             nn.init.zeros_(module.bias)
 
     # ------------------------------------------------------------------ inputs and masks
-    def check_input_ids(self, input_ids: Tensor, name: str = "input_ids") -> None:
+    def check_input_ids(self, input_ids: Tensor, name: str = "input_ids", values: Optional[bool] = None) -> None:
+        """Shape (B, T) with T <= max_position_embeddings, and ids in [0, vocab_size).
+        ``values=None`` checks the ids only of a CPU tensor: on an accelerator reading min/max
+        would stall on a device-to-host sync every forward (the Trainer checks each batch with
+        :meth:`check_batch` on the host instead); ``values=True`` checks them anywhere."""
         if input_ids.dim() != 2:
             raise ValueError(f"{name} must be (batch, length), got shape {tuple(input_ids.shape)}")
         limit = self.config.max_position_embeddings
         if input_ids.shape[1] > limit:
             raise ValueError(f"{name} has length {input_ids.shape[1]} > max_position_embeddings={limit}")
-        if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size):
+        if values is None:
+            values = input_ids.device.type == "cpu"
+        if values and input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size):
             raise ValueError(f"{name} holds token ids outside [0, vocab_size={self.config.vocab_size})")
+
+    def check_batch(self, batch: Mapping[str, Any]) -> None:
+        """Validate a (host) batch before it moves to the device: ``input_ids`` and
+        ``decoder_input_ids`` as :meth:`check_input_ids`, and ``labels`` (besides -100) in
+        [0, vocab_size) (an encoder-decoder model feeds them to its decoder)."""
+        for name in ("input_ids", "decoder_input_ids"):
+            ids = batch.get(name)
+            if isinstance(ids, Tensor):
+                self.check_input_ids(ids, name, values=True)
+        labels = batch.get("labels")
+        if isinstance(labels, Tensor) and labels.numel():
+            real = labels[labels != -100]
+            if real.numel() and (int(real.min()) < 0 or int(real.max()) >= self.config.vocab_size):
+                raise ValueError(f"labels hold ids outside [0, vocab_size={self.config.vocab_size}) (besides -100)")
 
     def build_mask(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                    token_type_ids: Optional[Tensor] = None, scheme: Optional[str] = None) -> Optional[Tensor]:
@@ -87,8 +109,9 @@ class GenBert(nn.Module):
         None when every token may see every token (no mask needed)."""
         if attention_mask is not None and attention_mask.dim() == 3:
             return attention_mask.bool()
+        # the shortcut only where testing it costs no device-to-host sync
         if (scheme or self.config.mask_scheme) == "bidirectional" and (
-                attention_mask is None or bool(attention_mask.all())):
+                attention_mask is None or (attention_mask.device.type == "cpu" and bool(attention_mask.all()))):
             return None  # every token sees every token: attention needs no mask
         return masks.build_mask(scheme or self.config.mask_scheme, input_ids, attention_mask, token_type_ids)
 
@@ -105,7 +128,11 @@ class GenBert(nn.Module):
         `compute_logits=False` projects onto the vocabulary only where a label exists.
         `label_weights` (B, T) float, aligned with labels (encoder-only models): the loss becomes
         sum(label_weights * CE) over labelled tokens / B, e.g. masked diffusion's 1/(t*L) ELBO
-        weights, and `loss_weight` is B."""
+        weights, and `loss_weight` is B.
+        Otherwise `loss_weight` is the number of labelled tokens the LM loss averages; with
+        `next_sentence_label` the loss is LM mean + NSP mean and `loss_weight` still counts the
+        LM tokens (the batch size without LM labels), so the Trainer's token weighting leaves
+        the NSP term only approximately independent of how a batch is split."""
         self.check_input_ids(input_ids)
         if self.decoder is not None:
             if label_weights is not None:
@@ -122,27 +149,31 @@ class GenBert(nn.Module):
             out.nsp_logits = self.nsp_head(hidden)
         if shift_labels is None:
             shift_labels = self.config.mask_scheme != "bidirectional"
-        out.loss, out.logits = self._lm_loss(self.lm_head, hidden, labels, shift_labels,
-                                             label_smoothing, compute_logits, label_weights)
-        if label_weights is not None and out.loss is not None:
-            out.loss_weight = torch.tensor(float(labels.shape[0]), device=out.loss.device)
+        out.loss, out.logits, out.loss_weight = self._lm_loss(self.lm_head, hidden, labels, shift_labels,
+                                                              label_smoothing, compute_logits, label_weights)
         if next_sentence_label is not None:
             if out.nsp_logits is None:
                 out.nsp_logits = self.nsp_head(hidden)
             nsp_loss = F.cross_entropy(out.nsp_logits.float(), next_sentence_label.view(-1))
-            out.loss = nsp_loss if out.loss is None else out.loss + nsp_loss
+            if out.loss is None:
+                out.loss, out.loss_weight = nsp_loss, hidden.new_full((), hidden.shape[0], dtype=torch.float32)
+            else:
+                out.loss = out.loss + nsp_loss
         return out
 
     @staticmethod
     def _lm_loss(head: LMHead, hidden: Tensor, labels: Optional[Tensor], shift: bool,
-                 label_smoothing: float, compute_logits: bool,
-                 label_weights: Optional[Tensor] = None) -> tuple[Optional[Tensor], Optional[Tensor]]:
+                 label_smoothing: float, compute_logits: bool, label_weights: Optional[Tensor] = None
+                 ) -> tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+        """(loss, logits (B, T, vocab) or None, loss_weight): the mean loss over the labelled tokens
+        and their number as a 0-dim float tensor; with `label_weights` the weighted loss over the
+        batch (see `_weighted_lm_loss`) and the batch size."""
         logits = head(hidden) if compute_logits or labels is None else None
         if labels is None:
-            return None, logits
+            return None, logits, None
         if label_weights is not None:
             loss = GenBert._weighted_lm_loss(head, hidden, logits, labels, label_weights, shift, label_smoothing)
-            return loss, logits
+            return loss, logits, torch.tensor(float(labels.shape[0]), device=loss.device)
         if shift:
             hidden, labels = hidden[:, :-1], labels[:, 1:]
         if logits is not None:
@@ -152,7 +183,7 @@ class GenBert(nn.Module):
             keep = labels != -100
             scores, targets = head(hidden[keep]), labels[keep]
         loss = F.cross_entropy(scores.float(), targets, ignore_index=-100, label_smoothing=label_smoothing)
-        return loss, logits
+        return loss, logits, (labels != -100).sum().float()
 
     @staticmethod
     def _weighted_lm_loss(head: LMHead, hidden: Tensor, logits: Optional[Tensor], labels: Tensor,
@@ -197,18 +228,14 @@ class GenBert(nn.Module):
         memory = self.encode(input_ids, attention_mask, token_type_ids)
         b, t = decoder_input_ids.shape
         self_mask = masks.causal(decoder_input_ids, decoder_attention_mask)
-        cross_mask = self._cross_mask(attention_mask, b, t, memory.shape[1], memory.device)
+        cross_mask = masks.cross(attention_mask, b, t, memory.shape[1], memory.device)
         hidden = self.decoder(decoder_input_ids, self_mask, memory, cross_mask)
         if labels is not None:  # padding in the labels never counts
             labels = labels.masked_fill(labels == self.config.pad_token_id, -100)
-        loss, logits = self._lm_loss(self.decoder.lm_head, hidden, labels, False, label_smoothing, compute_logits)
-        return GenBertOutput(loss=loss, logits=logits, hidden_states=hidden, encoder_hidden_states=memory)
-
-    @staticmethod
-    def _cross_mask(attention_mask: Optional[Tensor], b: int, t: int, s: int, device) -> Tensor:
-        if attention_mask is None:
-            return torch.ones(b, t, s, dtype=torch.bool, device=device)
-        return attention_mask.bool()[:, None, :].expand(b, t, s)
+        loss, logits, weight = self._lm_loss(self.decoder.lm_head, hidden, labels, False, label_smoothing,
+                                             compute_logits)
+        return GenBertOutput(loss=loss, logits=logits, hidden_states=hidden, encoder_hidden_states=memory,
+                             loss_weight=weight)
 
     # ------------------------------------------------------------------ cached decoding steps
     def new_cache(self, batch_size: int, max_length: int) -> KVCache:

@@ -7,6 +7,12 @@ batches, atomic checkpoints with bit-exact resume, and DistributedDataParallel u
 * ``model(**batch, **forward_kwargs)`` must return something with a ``.loss`` (or a dict with
   ``"loss"``); ``compute_logits=False`` and ``label_smoothing`` are passed when the model's
   ``forward`` takes them.
+* One optimizer step averages the loss over its labelled tokens, however they are split into
+  micro-batches (``grad_accum``) and processes: a model output's ``loss_weight`` (a 0-dim
+  tensor: the number of tokens its ``loss`` is a mean over, see
+  :class:`genbert.model.GenBertOutput`) weighs each micro-batch, and the logged loss is the
+  weighted mean. Without ``loss_weight`` every micro-batch weighs the same (a micro-batch of
+  few tokens then counts as much as a long one).
 * ``train_dataset`` is a list of examples; ``collate_fn(list_of_examples) -> dict`` builds a
   batch. Batches are formed by :func:`bucketed_batches` (similar lengths together, batch order
   shuffled; a pure function of seed and epoch). A collator with a ``torch.Generator`` attribute
@@ -543,20 +549,46 @@ class Trainer:
         dist.all_reduce(t)
         return t.tolist()
 
+    def _all_reduce(self, t: Tensor) -> Tensor:
+        """Sum a tensor over the processes (on the device for nccl, through the CPU for gloo)."""
+        if self.dist.backend == "nccl" or t.device.type == "cpu":
+            t = t.clone()
+            dist.all_reduce(t)
+            return t
+        host = t.cpu()
+        dist.all_reduce(host)
+        return host.to(t.device)
+
     # ------------------------------------------------------------------ one optimizer step
     def _train_step(self, group: list[list[int]], epoch: int, group_index: int) -> tuple[float, int, float, float]:
-        """Forward/backward over the group's micro-batches, clip, step. Returns (mean loss, tokens
-        of this process, gradient norm, learning rate of the first group used for the step)."""
+        """Forward/backward over the group's micro-batches, clip, step. Returns (loss, tokens of
+        this process, gradient norm, learning rate of the first group used for the step); the
+        loss is the ``loss_weight``-weighted mean over every process's micro-batches.
+
+        Micro-batch j of process r contributes ``loss_rj * w_rj`` (``w`` = the model output's
+        ``loss_weight``); once all have run, the summed weight W is all-reduced and the
+        gradients (which DDP averaged over the processes) are scaled by ``world_size / W``: the
+        step's gradient is that of sum(loss * w) / W whatever the split into micro-batches and
+        processes. A model output without ``loss_weight`` gets w = 1 per micro-batch (each
+        micro-batch counts equally, however many tokens it holds)."""
         cfg, rank, world = self.config, self.dist.rank, self.dist.world_size
         self.optimizer.zero_grad(set_to_none=True)
-        total, tokens, n = 0.0, 0, len(group)
+        tokens, n = 0, len(group)
+        exact = torch.float32 if self.device.type == "mps" else torch.float64  # mps has no float64
+        sums = torch.zeros(2, dtype=exact, device=self.device)  # sum(loss * w), sum(w) here
+        weighted: Optional[bool] = None
+        ref = 1.0
         gen = self._collator_generator()
+        check = getattr(self.model, "check_batch", None) if self.device.type != "cpu" else None
         for j, global_batch in enumerate(group):
             if gen is not None:  # masking = f(seed, epoch, batch, rank): resume- and world-size-proof
                 gen.manual_seed(_mix(cfg.seed, epoch, group_index * cfg.grad_accum + j, rank))
             local = global_batch[rank::world]
-            batch = _to_device(self.collate_fn([self.dataset[i] for i in local]), self.device)
-            tokens += _count_tokens(batch, self.pad_id)
+            host = self.collate_fn([self.dataset[i] for i in local])
+            if check is not None:  # once per batch on the host: forward skips it on the device
+                check(host)
+            tokens += _count_tokens(host, self.pad_id)
+            batch = _to_device(host, self.device)
             sync = j == n - 1 or not self.dist.enabled
             ctx = contextlib.nullcontext() if sync else self.wrapped.no_sync()
             with ctx:
@@ -564,14 +596,34 @@ class Trainer:
                        else contextlib.nullcontext())
                 with amp:
                     out = self.wrapped(**batch, **self.forward_kwargs)
-                loss = out["loss"] if isinstance(out, Mapping) else out.loss
+                if isinstance(out, Mapping):
+                    loss, weight = out["loss"], out.get("loss_weight")
+                else:
+                    loss, weight = out.loss, getattr(out, "loss_weight", None)
                 if loss is None:
                     raise ValueError("the model returned no loss: does the batch carry labels?")
-                scaled = loss.float() / n
+                if weighted is None:
+                    weighted = weight is not None
+                    # backward runs on loss * w / ref, ref the same on every process, so that the
+                    # summed backward stays near a mean's range (fp16 GradScaler) before the rescale
+                    ref = (max(1.0, sum(self.lengths[i] for b in group for i in b) / world) if weighted
+                           else float(n))
+                elif weighted != (weight is not None):
+                    raise ValueError("the model returned loss_weight for some micro-batches only")
+                w = weight.detach().float() if weighted else torch.ones((), device=loss.device)
+                scaled = loss.float() * (w / ref)
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-            total += float(loss.detach())
+            sums += torch.stack([loss.detach().to(exact) * w.to(exact), w.to(exact)]).to(sums.device)
+        if self.dist.enabled:
+            sums = self._all_reduce(sums)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
+        if weighted:  # DDP averaged over the processes: sum over every micro-batch / total weight
+            factor = (world * ref / sums[1].clamp(min=1e-12)).float()
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            if grads:
+                torch._foreach_mul_(grads, factor)
+        # unweighted: each backward ran on loss / n and DDP averaged the processes: already a mean
         max_norm = cfg.max_grad_norm if cfg.max_grad_norm else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
         lr = float(self.optimizer.param_groups[0]["lr"])
@@ -581,7 +633,7 @@ class Trainer:
         else:
             self.optimizer.step()
         self.scheduler.step()
-        return total / n, tokens, grad_norm, lr
+        return float(sums[0] / sums[1]), tokens, grad_norm, lr
 
     # ------------------------------------------------------------------ the loop
     def train(self, resume: bool | str | os.PathLike = False) -> dict[str, Any]:

@@ -85,3 +85,38 @@ def test_get_mask_fn_by_name():
         assert "bidirectional" in str(e)
     else:
         raise AssertionError("no error")
+
+
+def test_pseudo_mask_s2s_ft_layout():
+    # [CLS] s [SEP] | t0 t1 | p0 p1 | pad: segments 0 source, 1 real target, 2 pseudo, 3 padding
+    seg = T([[0, 0, 0, 1, 1, 2, 2, 3]])
+    idx = T([[0, 0, 0, 0, 1, 0, 1, 0]])
+    expected = T([
+        [1, 1, 1, 0, 0, 0, 0, 0],  # source sees source
+        [1, 1, 1, 0, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0, 0, 0],
+        [1, 1, 1, 1, 0, 0, 0, 0],  # real target j: source + real targets <= j
+        [1, 1, 1, 1, 1, 0, 0, 0],
+        [1, 1, 1, 0, 0, 1, 0, 0],  # pseudo i: source + real targets < i + itself
+        [1, 1, 1, 1, 0, 0, 1, 0],
+        [0, 0, 0, 0, 0, 0, 0, 1],  # padding sees only itself; nothing sees padding
+    ]).bool()
+    m = masks.pseudo_mask(seg, idx)
+    assert m.shape == (1, 8, 8) and torch.equal(m[0], expected)
+
+
+def test_cached_step_sees_real_cache_and_earlier_new_tokens():
+    key_mask = T([[1, 1, 0, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 0]]).bool()  # row 0: cached pad at 2
+    m = masks.cached_step(key_mask, start=4, k=2)
+    expected = T([
+        [[1, 1, 0, 1, 1, 0], [1, 1, 0, 1, 1, 1]],
+        [[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]],
+    ]).bool()
+    assert m.shape == (2, 2, 6) and torch.equal(m, expected)
+    assert torch.equal(masks.cached_step(key_mask, start=3, k=1), T([[[1, 1, 0, 1]], [[1, 1, 1, 1]]]).bool())
+
+
+def test_cross_sees_every_real_source_token():
+    m = masks.cross(T([[1, 1, 0], [1, 1, 1]]), 2, 2, 3)
+    assert torch.equal(m, T([[[1, 1, 0], [1, 1, 0]], [[1, 1, 1], [1, 1, 1]]]).bool())
+    assert torch.equal(masks.cross(None, 1, 2, 3), torch.ones(1, 2, 3, dtype=torch.bool))

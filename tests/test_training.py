@@ -56,9 +56,50 @@ def copy_task(n: int = 32, seed: int = 0) -> list[tuple[list[int], list[int]]]:
     return out
 
 
+def varied_pairs(n: int = 16, seed: int = 1) -> list[tuple[list[int], list[int]]]:
+    """Half long pairs (20-30 source and target ids), half short ones (2-3 source ids, 1
+    target id): length bucketing puts them in micro-batches of very different token counts."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        lo, hi = ((20, 30), (20, 30)) if i % 2 else ((2, 4), (1, 2))
+        src = torch.randint(5, VOCAB, (int(torch.randint(*lo, (1,), generator=g)),), generator=g).tolist()
+        tgt = torch.randint(5, VOCAB, (int(torch.randint(*hi, (1,), generator=g)),), generator=g).tolist()
+        out.append((src, tgt))
+    return out
+
+
 def collator(objective: str = "masked-target") -> Seq2SeqCollator:
     ids = SpecialIds(pad=0, cls=1, sep=2, mask=3, vocab_size=VOCAB)
     return Seq2SeqCollator(ids, objective, generator=torch.Generator().manual_seed(0))
+
+
+def make_trainer(out, steps: int = 12, save_steps: int = 3, batch_size: int = 8, grad_accum: int = 2,
+                 split_test: bool = False, callback=None) -> Trainer:
+    """The trainer the subprocess tests run. ``split_test``: pairs of very different lengths,
+    next-token labels, no dropout, float64 weights (the split-invariance checks)."""
+    if split_test:
+        model, data, coll = tiny_model(dropout=0.0).double(), varied_pairs(), collator("next-token")
+    else:
+        model, data, coll = tiny_model(), copy_task(40), collator()
+    cfg = TrainConfig(lr=2e-3, warmup=2, max_steps=steps, batch_size=batch_size, grad_accum=grad_accum,
+                      save_steps=save_steps, log_steps=2, seed=3, progress=False,
+                      new_params={"lm_head"}, new_param_lr_multiplier=3.0)
+    return Trainer(model, data, coll, cfg, out, step_callback=callback)
+
+
+class StepOneRecorder:
+    """A step_callback keeping step 1's loss, gradients and updated weights."""
+
+    def __init__(self) -> None:
+        self.record: dict = {}
+
+    def __call__(self, trainer: Trainer, rec: dict) -> None:
+        if rec["step"] == 1:
+            named = list(trainer.model.named_parameters())
+            self.record = {"loss": rec["loss"],
+                           "grads": {n: p.grad.detach().clone() for n, p in named if p.grad is not None},
+                           "weights": {n: p.detach().clone() for n, p in named}}
 
 
 def run_cli(argv=None) -> None:
@@ -69,18 +110,23 @@ def run_cli(argv=None) -> None:
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--save-steps", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--grad-accum", type=int, default=2)
+    p.add_argument("--split-test", action="store_true", help="see make_trainer; writes OUT/step1.pt")
     p.add_argument("--sleep", type=float, default=0.0, help="seconds to sleep after each step")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    model = tiny_model()
-    cfg = TrainConfig(lr=2e-3, warmup=2, max_steps=a.steps, batch_size=a.batch_size, grad_accum=2,
-                      save_steps=a.save_steps, log_steps=2, seed=3, progress=False,
-                      new_params={"lm_head"}, new_param_lr_multiplier=3.0)
-    callback = (lambda trainer, rec: time.sleep(a.sleep)) if a.sleep else None
-    trainer = Trainer(model, copy_task(40), collator(), cfg, a.out, step_callback=callback)
+    recorder = StepOneRecorder()
+
+    def callback(trainer: Trainer, rec: dict) -> None:
+        recorder(trainer, rec)
+        if a.sleep:
+            time.sleep(a.sleep)
+    trainer = make_trainer(a.out, a.steps, a.save_steps, a.batch_size, a.grad_accum, a.split_test, callback)
     trainer.train(resume=a.resume)
     if trainer.is_main:
-        model.save_pretrained(Path(a.out) / "final")
+        trainer.model.save_pretrained(Path(a.out) / "final")
+        if a.split_test:
+            torch.save(recorder.record, Path(a.out) / "step1.pt")
 
 
 def run_script(*args: str, **kw) -> subprocess.Popen:
@@ -195,6 +241,46 @@ def test_bucketed_batches_are_deterministic_and_grouped():
     assert all(len(b) >= 3 for b in bucketed_batches(lengths[:10], 8, 0, 0, min_batch=3))
 
 
+def _flat(d: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([d[k].reshape(-1).double() for k in sorted(d)])
+
+
+def assert_same_step(a: dict, b: dict, initial: dict[str, torch.Tensor], rel: float = 1e-6) -> None:
+    """Two step-1 records (StepOneRecorder) agree: loss, gradients, update (within ``rel``)."""
+    assert a["grads"].keys() == b["grads"].keys()
+    assert abs(a["loss"] - b["loss"]) <= rel * abs(a["loss"]), (a["loss"], b["loss"])
+    ga, gb = _flat(a["grads"]), _flat(b["grads"])
+    assert float((ga - gb).norm()) <= rel * float(ga.norm()), float((ga - gb).norm() / ga.norm())
+    ua = _flat({k: v - initial[k] for k, v in a["weights"].items()})
+    ub = _flat({k: v - initial[k] for k, v in b["weights"].items()})
+    assert float(ua.norm()) > 0
+    assert float((ua - ub).norm()) <= rel * float(ua.norm()), float((ua - ub).norm() / ua.norm())
+
+
+def step_one(out: Path, batch_size: int, grad_accum: int) -> dict:
+    recorder = StepOneRecorder()
+    make_trainer(out, steps=1, save_steps=0, batch_size=batch_size, grad_accum=grad_accum, split_test=True,
+                 callback=recorder).train()
+    return recorder.record
+
+
+def test_update_does_not_depend_on_the_micro_batch_split(tmp_path):
+    data = varied_pairs()
+    trainer = make_trainer(tmp_path / "probe", batch_size=8, grad_accum=2, split_test=True)
+    sizes = [int((trainer.collate_fn([data[i] for i in b])["labels"] != -100).sum())
+             for b in trainer.epoch_batches(0)]
+    assert len(sizes) == 2 and max(sizes) > 4 * min(sizes), sizes  # bucketing: unequal micro-batches
+    initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    whole = step_one(tmp_path / "whole", 16, 1)
+    split = step_one(tmp_path / "split", 8, 2)
+    assert_same_step(whole, split, initial)
+    # the logged loss is the mean over every labelled token of the step
+    model = tiny_model(dropout=0.0).double()
+    with torch.no_grad():
+        ref = model(**collator("next-token")(data)).loss
+    assert whole["loss"] == pytest.approx(float(ref), rel=1e-6)
+
+
 # --------------------------------------------------------------------------- subprocess tests
 def test_resume_after_sigkill_is_bit_exact(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
@@ -228,10 +314,18 @@ def test_resume_after_sigkill_is_bit_exact(tmp_path):
 
 def test_torchrun_two_processes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "ddp"
+    # 2 processes x 8 examples, one micro-batch each: the same step as 1 process x 16
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           __file__, str(tmp_path), "--steps", "4", "--save-steps", "2"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+           __file__, str(out), "--steps", "4", "--save-steps", "2", "--batch-size", "16", "--grad-accum", "1",
+           "--split-test"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    initial = {n: p.detach().clone() for n, p in tiny_model(dropout=0.0).double().named_parameters()}
+    single = step_one(tmp_path / "single", 16, 1)  # while the two processes run
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    assert_same_step(single, torch.load(out / "step1.pt", weights_only=True), initial)
+    tmp_path = out
     assert (tmp_path / "final" / "model.safetensors").is_file()
     state = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["world_size"] == 2 and state["step"] == 4

@@ -87,10 +87,17 @@ class SpecialIds:
 
     @classmethod
     def from_tokenizer(cls, tok: Any) -> "SpecialIds":
-        """From a tokenizer with ``pad/cls/sep/mask_token_id`` and ``len(tok)``."""
+        """From a tokenizer with ``pad/cls/sep/mask_token_id`` and ``len(tok)``: genbert's
+        :class:`~genbert.tokenization.Tokenizer` (WordPiece or sentencepiece; its
+        ``special_ids``) or a transformers tokenizer (its ``all_special_ids``). [UNK] and every
+        other special id go to ``extra_special``, so no random replacement is ever special."""
         core = (tok.pad_token_id, tok.cls_token_id, tok.sep_token_id, tok.mask_token_id)
-        extra = tuple(sorted(set(getattr(tok, "all_special_ids", None) or ()) - set(core)))
-        return cls(*core, vocab_size=len(tok), extra_special=extra)
+        special = getattr(tok, "special_ids", None)
+        if not isinstance(special, (set, frozenset, list, tuple)):
+            special = getattr(tok, "all_special_ids", None) or ()
+        unk = getattr(tok, "unk_token_id", None)
+        extra = {int(i) for i in special} | ({int(unk)} if unk is not None else set())
+        return cls(*core, vocab_size=len(tok), extra_special=tuple(sorted(extra - set(core))))
 
     @property
     def special(self) -> tuple[int, int, int, int]:
@@ -283,10 +290,27 @@ def mask_tokens(
 
 
 def continuation_ids_from_tokenizer(tok: Any, prefix: str = "##") -> list[int]:
-    """Ids of WordPiece continuation tokens (those starting with ``prefix``), for whole-word masking."""
+    """Ids of the tokens that continue a word, for whole-word masking; special ids never.
+
+    genbert's :class:`~genbert.tokenization.Tokenizer`: WordPiece pieces starting with ``prefix``
+    ("##"), or sentencepiece pieces *not* starting with "\u2581" (sentencepiece marks word
+    starts). Any other tokenizer (transformers') is read as WordPiece through
+    ``convert_ids_to_tokens``.
+    """
     n = len(tok)
-    tokens = tok.convert_ids_to_tokens(list(range(n)))
-    return [i for i, t in enumerate(tokens) if isinstance(t, str) and t.startswith(prefix)]
+    special = SpecialIds.from_tokenizer(tok)
+    banned = {*special.special, *special.extra_special}
+    if hasattr(tok, "id_to_token") and hasattr(tok, "kind"):
+        tokens = [tok.id_to_token(i) for i in range(n)]
+    else:
+        tokens = tok.convert_ids_to_tokens(list(range(n)))
+    if getattr(tok, "kind", "wordpiece") == "sentencepiece":
+        def continues(t: str) -> bool:
+            return not t.startswith("\u2581")
+    else:
+        def continues(t: str) -> bool:
+            return t.startswith(prefix)
+    return [i for i, t in enumerate(tokens) if i not in banned and isinstance(t, str) and continues(t)]
 
 
 def _word_starts(input_ids: Tensor, continuation_ids: Optional[Tensor]) -> Optional[Tensor]:
@@ -730,19 +754,7 @@ class Seq2SeqCollator(_Randomized):
             idxs.append([0] * s + [*range(m)] * 2)
             labels.append([IGNORE_INDEX] * (s + m) + tgt)
         input_ids = _pad(rows, ids.pad)
-        seg = _pad(segs, 3)
-        idx = _pad(idxs, 0)
-        qs, ks = seg[:, :, None], seg[:, None, :]
-        qi, ki = idx[:, :, None], idx[:, None, :]
-        t = input_ids.shape[1]
-        eye = torch.eye(t, dtype=torch.bool)[None]
-        mask = (
-            ((qs != 3) & (ks == 0))
-            | ((qs == 1) & (ks == 1) & (ki <= qi))
-            | ((qs == 2) & (ks == 1) & (ki < qi))
-            | ((qs == 2) & eye)
-            | ((qs == 3) & eye)  # padding rows see only themselves (no NaN); nothing sees them
-        )
+        mask = masks.pseudo_mask(_pad(segs, 3), _pad(idxs, 0))
         return {
             "input_ids": input_ids,
             "token_type_ids": _pad(types, 0),

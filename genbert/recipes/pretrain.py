@@ -42,6 +42,7 @@ from ..data.objectives import (
     NSPCollator,
     SpecialIds,
     UniLMCollator,
+    continuation_ids_from_tokenizer,
     make_nsp_examples,
 )
 from ..tokenization import Tokenizer
@@ -432,25 +433,6 @@ def format_eval(before: Mapping[str, Any], after: Optional[Mapping[str, Any]] = 
                      for r in [header] + rows)
 
 
-def _continuation_ids(tokenizer: Tokenizer) -> list[int]:
-    """Ids of tokens that continue a word (for whole-word masking): WordPiece ``##`` pieces;
-    sentencepiece pieces that do not start with ``\u2581``."""
-    special = tokenizer.special_ids
-    out = []
-    for i in range(len(tokenizer)):
-        if i in special:
-            continue
-        t = tokenizer.id_to_token(i)
-        if not isinstance(t, str):
-            continue
-        if tokenizer.kind == "wordpiece":
-            if t.startswith("##"):
-                out.append(i)
-        elif not t.startswith("\u2581"):
-            out.append(i)
-    return out
-
-
 # --------------------------------------------------------------------------- held-out results file
 def read_eval(path: Path) -> Optional[dict[str, Any]]:
     try:
@@ -496,7 +478,7 @@ def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = Fals
     examples, lengths = training_examples(objective, tokenizer, split.train, L, recipe.seed)
     if not examples:
         raise UsageError("the training documents give no training sequence")
-    cont = _continuation_ids(tokenizer) if recipe.whole_word_masking else None
+    cont = continuation_ids_from_tokenizer(tokenizer) if recipe.whole_word_masking else None
     if cont is not None and not cont:
         raise UsageError("--whole-word-masking: the tokenizer has no word-continuation pieces")
     collate = make_collator(objective, ids, L, recipe.mask_prob, recipe.seed, recipe.whole_word_masking, cont,
