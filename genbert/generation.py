@@ -12,7 +12,7 @@ Encoder-only bidirectional models (BERT itself) generate by masked diffusion (`D
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,7 @@ from . import masks, packing
 NEG = -1.0e9
 # masked diffusion: which still-masked tokens a step commits first
 DIFFUSION_ORDERS = ("confidence", "random", "left-to-right")
-DIFFUSION_ARGS = ("steps", "order", "remask", "block_length")
+DIFFUSION_ARGS = ("steps", "order", "remask", "block_length", "on_step")
 
 
 @dataclass
@@ -52,6 +52,8 @@ class GenerationConfig:
     order: Optional[str] = None
     remask: Optional[bool] = None
     block_length: Optional[int] = None
+    # diffusion: called after every denoising pass with the (B, max_new_tokens) tokens so far ([MASK] where masked)
+    on_step: Optional[Callable[[Tensor], None]] = None
 
     def validate(self) -> None:
         def need(ok: bool, name: str, what: str) -> None:
@@ -425,6 +427,8 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
                     1, torch.topk(rank.masked_fill(~masked, float("-inf")), n).indices, True)
                 new_x = torch.where(commit, new_x, x[:, start:end])
             x[:, start:end], score[:, start:end] = new_x, new_score
+            if cfg.on_step is not None:
+                cfg.on_step(x.clone())
     is_eos = x == eos
     first = torch.where(is_eos.any(1), is_eos.int().argmax(1), length)  # (B,) index of the first EOS
     x = x.masked_fill(positions[None] > first[:, None], pad)
