@@ -304,17 +304,19 @@ def job_tokens(recipe: Seq2SeqRecipe, pairs: Sequence[tuple[list[int], list[int]
 
 
 def evaluate(generator, records: Sequence[dict], batch_size: int = 32, progress: bool = False,
-             task: str = "summarization") -> tuple[list[str], dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Generate for ``records``; returns (predictions, scores, baselines, decode): ROUGE and the
-    lead baselines for summarization, BLEU/chrF and the copy-the-source baseline for translation;
-    ``decode`` = generation wall time and the generated token count (the timer wraps generate only)."""
+             task: str = "summarization", **overrides: Any
+             ) -> tuple[list[str], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Generate for ``records`` (the generator's stored settings, ``overrides`` on top); returns
+    (predictions, scores, baselines, decode): ROUGE and the lead baselines for summarization,
+    BLEU/chrF and the copy-the-source baseline for translation; ``decode`` = generation wall time
+    and the generated token count (the timer wraps generate only)."""
     from ..metrics import baselines, score
     sources = [r["source"] for r in records]
     refs = [r["target"] for r in records]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "N inputs were truncated": expected for long articles
         t0 = time.perf_counter()
-        preds = generator.generate(sources, batch_size=batch_size, progress=progress)
+        preds = generator.generate(sources, batch_size=batch_size, progress=progress, **overrides)
         seconds = time.perf_counter() - t0
         tokens = sum(len(ids) + 1 for ids in generator.tokenizer.batch_encode(preds))  # + the end token
     decode = {"seconds": round(seconds, 3), "tokens": tokens, "examples": len(sources),
