@@ -2,6 +2,8 @@
 
 All scores are on a 0-100 scale. ROUGE numbers are the mean over pairs of `rouge_score`'s F1
 (Porter stemming on); BLEU and chrF are sacrebleu's corpus-level scores with default settings.
+`repeated_content_word_share` (stutter: "suicide bomb bomb blasts") is a share in [0, 1] and needs
+no reference.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 from rouge_score import rouge_scorer
 
 from .config import TASKS
+from .words import content_words
 from sacrebleu.metrics import BLEU, CHRF
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "translation_baselines",
     "score",
     "baselines",
+    "repeated_content_word_share",
 ]
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -126,3 +130,13 @@ def baselines(task: str, sources: list[str], references: list[str]) -> dict[str,
     if task == "summarization":
         return summarization_baselines(sources, references)
     return translation_baselines(sources, references)
+
+
+def repeated_content_word_share(predictions: list[str]) -> float:
+    """Share of `predictions` (0 to 1) in which some content word occurs twice or more:
+    case-insensitive, words split at anything but letters and digits ("nhs's nhs" repeats "nhs"),
+    function words and numbers ignored (see `genbert.words.content_words`). 0.0 for no predictions."""
+    if not predictions:
+        return 0.0
+    repeated = sum(len(set(words)) < len(words) for words in map(content_words, predictions))
+    return repeated / len(predictions)

@@ -88,7 +88,8 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     assert model.config.mask_scheme == {"prefix": "prefix", "causal": "causal"}.get(scheme, "bidirectional")
     settings = json.loads((out / "final" / "generation.json").read_text())
     decoding = {"steps", "order", "block_length"} if scheme == "bidirectional" else {
-        "num_beams", "no_repeat_ngram_size", "length_penalty"}
+        "num_beams", "no_repeat_ngram_size", "no_repeat_word_ngram_size", "no_repeat_content_words",
+        "length_penalty"}
     assert set(settings) == {"max_source_length", "max_target_length", "max_new_tokens", "scheme", "objective",
                              *decoding}
     assert settings["scheme"] == scheme and settings["objective"] == objective and settings["max_new_tokens"] == 8
