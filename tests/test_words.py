@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from genbert import DecoderConfig, GenBert
+from genbert import DecoderConfig, GenBert, TextGenerator
 from genbert.generation import GenerationConfig, apply_constraints
 from genbert.metrics import repeated_content_word_share
 from genbert.words import CONT, SEP, START, WordVocab, content_words, is_content_word
@@ -160,6 +160,53 @@ def test_diffusion_rejects_the_word_options():
     for kw in (dict(no_repeat_content_words=True), dict(no_repeat_word_ngram_size=2)):
         with pytest.raises(ValueError, match="not supported by diffusion"):
             model.generate(ids, am, max_new_tokens=4, word_vocab=VOCAB, **kw)
+
+
+# ---------------------------------------------------------------- TextGenerator
+SETTINGS = {"max_source_length": 24, "max_new_tokens": 10, "num_beams": 2, "no_repeat_ngram_size": 3}
+
+
+@pytest.fixture(scope="module")
+def wordpiece_generator(wordpiece):
+    torch.manual_seed(0)
+    model = GenBert(tiny_config(vocab_size=len(wordpiece), mask_scheme="prefix", max_position_embeddings=48))
+    return TextGenerator(model, wordpiece, SETTINGS, device="cpu")
+
+
+SOURCES = ["Time Warner said fourth quarter sales rose 2% to $11.1bn from $10.9bn.",
+           "A suicide bomb attack on a court in the Afghan capital Kabul killed five people.",
+           "The dollar has hit its highest level against the euro in almost three months.",
+           "Shares in UK drinks and food firm Allied Domecq have risen on speculation."]
+
+
+def test_text_generator_takes_the_word_options_from_calls_and_settings(wordpiece_generator):
+    gen = wordpiece_generator
+    plain = gen.generate(SOURCES)
+    blocked = gen.generate(SOURCES, no_repeat_content_words=True)
+    assert repeated_content_word_share(plain) >= 0.5  # a random model stutters
+    assert repeated_content_word_share(blocked) == 0.0
+    stored = TextGenerator(gen.model, gen.tokenizer, {**SETTINGS, "no_repeat_content_words": True}, device="cpu")
+    assert stored.generate(SOURCES) == blocked
+    assert stored.generate(SOURCES, no_repeat_content_words=False) == plain
+    both = gen.generate(SOURCES, no_repeat_content_words=True, no_repeat_word_ngram_size=2)
+    assert repeated_content_word_share(both) == 0.0
+
+
+def test_cli_word_options(wordpiece_generator, tmp_path, capsys):
+    from genbert.cli import generate_main
+    wordpiece_generator.save_pretrained(tmp_path / "m")
+    (tmp_path / "in.txt").write_text("\n".join(SOURCES) + "\n")
+    generate_main([str(tmp_path / "m"), str(tmp_path / "in.txt"), "--no-repeat-content-words",
+                   "--no-repeat-word-ngram-size", "2", "--device", "cpu"])
+    expected = wordpiece_generator.generate(SOURCES, no_repeat_content_words=True, no_repeat_word_ngram_size=2)
+    assert capsys.readouterr().out.splitlines() == expected
+
+
+def test_text_generator_output_is_clean_text(wordpiece_generator, wordpiece, monkeypatch):
+    text = "voters 'don't trust' e-cigarette firms, says u.s. report: sales up 5.3%"
+    ids = torch.tensor([wordpiece.encode(text) + [wordpiece.sep_token_id]])
+    monkeypatch.setattr(wordpiece_generator.model, "generate", lambda *a, **k: ids)
+    assert wordpiece_generator.generate("anything") == text
 
 
 # ---------------------------------------------------------------- the metric
