@@ -2,6 +2,8 @@
 
 All scores are on a 0-100 scale. ROUGE numbers are the mean over pairs of `rouge_score`'s F1
 (Porter stemming on); BLEU and chrF are sacrebleu's corpus-level scores with default settings.
+`repeated_content_word_share` (stutter: "suicide bomb bomb blasts") is a share in [0, 1] and needs
+no reference.
 """
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import re
 from typing import Any, Optional
 
 from rouge_score import rouge_scorer
+from sacrebleu.metrics import BLEU, CHRF
 
 from .config import TASKS
-from sacrebleu.metrics import BLEU, CHRF
+from .words import content_words
 
 __all__ = [
     "TASKS",
@@ -25,6 +28,7 @@ __all__ = [
     "translation_baselines",
     "score",
     "baselines",
+    "repeated_content_word_share",
 ]
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -174,3 +178,13 @@ def bootstrap(task: str, items: list[Any], other: Optional[list[Any]] = None, re
         out.update(difference=out["score"] - corpus_score(task, other), difference_ci=ci(diffs),
                    p_not_better=sum(d <= 0 for d in diffs) / resamples)
     return out
+
+
+def repeated_content_word_share(predictions: list[str]) -> float:
+    """Share of `predictions` (0 to 1) in which some content word occurs twice or more:
+    case-insensitive, words split at anything but letters and digits ("nhs's nhs" repeats "nhs"),
+    function words and numbers ignored (see `genbert.words.content_words`). 0.0 for no predictions."""
+    if not predictions:
+        return 0.0
+    repeated = sum(len(set(words)) < len(words) for words in map(content_words, predictions))
+    return repeated / len(predictions)

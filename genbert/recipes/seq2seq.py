@@ -85,6 +85,10 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
     # generation / evaluation
     num_beams: int = flag(4, "beam size", group="evaluation", min=1)
     no_repeat_ngram_size: int = flag(3, "never repeat an n-gram of this size, 0 = off", group="evaluation", min=0)
+    no_repeat_word_ngram_size: int = flag(0, "never repeat a word n-gram of this size (words as a reader sees "
+                                             "them, not word pieces), 0 = off", group="evaluation", min=0)
+    no_repeat_content_words: bool = flag(False, "never repeat a content word (any word but a short English "
+                                                "function-word list) within one output", group="evaluation")
     length_penalty: float = flag(1.0, "beam score / length**penalty", group="evaluation")
     eval_batch_size: int = flag(32, "sources per generate call", group="evaluation", min=1)
     steps: Optional[int] = flag(None, "bidirectional: denoising passes over the target block (default: half "
@@ -125,6 +129,10 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
         if self.train is None and self.validation is not None:
             raise UsageError("--validation needs --train (or use --dataset)")
         if self.scheme == "bidirectional":
+            for name in ("no_repeat_word_ngram_size", "no_repeat_content_words"):
+                if getattr(self, name):
+                    raise UsageError(f"{C.flag_name(name)} does not apply to --scheme bidirectional (diffusion "
+                                     "decoding)")
             steps = self.diffusion_steps
             if steps > self.max_target_length:
                 raise UsageError(f"--steps={steps}: must be <= --max-target-length={self.max_target_length}")
@@ -154,7 +162,8 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
         if self.scheme == "bidirectional":
             return {**common, "steps": self.diffusion_steps, "order": self.order, "block_length": self.block_length}
         return {**common, "num_beams": self.num_beams, "no_repeat_ngram_size": self.no_repeat_ngram_size,
-                "length_penalty": self.length_penalty}
+                "no_repeat_word_ngram_size": self.no_repeat_word_ngram_size,
+                "no_repeat_content_words": self.no_repeat_content_words, "length_penalty": self.length_penalty}
 
     def default_output_dir(self) -> Path:
         return Path("runs") / (self.dataset or Path(self.train or "summarization").stem)
