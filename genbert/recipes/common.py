@@ -137,7 +137,8 @@ def recipe_dict(recipe: Any) -> dict[str, Any]:
 class ModelFields:
     """Where the weights come from, and the sizes of a model built from scratch."""
 
-    init: str = flag("minilm", "transformers BERT or genbert directory, 'minilm' or 'scratch'", group="model")
+    init: str = flag("minilm", "transformers BERT or genbert directory, Hugging Face model id (bert-base-uncased, "
+                               "org/name: from the hub cache), 'minilm' or 'scratch'", group="model")
     dropout: Optional[float] = flag(None, "hidden and attention dropout (default: the checkpoint's, 0.1)",
                                     group="model", min=0, below=1)
     hidden_size: int = flag(256, "--init scratch: hidden size", group="model", min=1)
@@ -357,8 +358,10 @@ class ModelSpec:
     diffusion_mask: str = "source-block"  # the bidirectional scheme's attention (config.DIFFUSION_MASKS)
 
 
-def resolve_init(init: str) -> Optional[Path]:
-    """The model directory of ``--init`` (None for scratch); UsageError names the flag."""
+def resolve_init(init: str, flag: str = "--init") -> Optional[Path]:
+    """The model directory of ``--init`` (None for scratch): a directory, 'minilm', or a Hugging
+    Face model id resolved through the hub cache; UsageError names ``flag`` (none when empty)."""
+    at = f"{flag} " if flag else ""
     if init == "scratch":
         return None
     if init == "minilm":
@@ -366,13 +369,19 @@ def resolve_init(init: str) -> Optional[Path]:
         try:
             return minilm_path()
         except FileNotFoundError as e:
-            raise UsageError(f"--init minilm: {e}") from None
+            raise UsageError(f"{at}minilm: {e}") from None
     path = Path(init)
-    if not path.is_dir():
-        raise UsageError(f"--init {init!r}: not a model directory, 'minilm' or 'scratch'")
-    if not (path / "config.json").is_file():
-        raise UsageError(f"--init {init}: no config.json (expected a transformers BERT or genbert directory)")
-    return path
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UsageError(f"{at}{init}: no config.json (expected a transformers BERT or genbert directory)")
+        return path
+    from ..hub import is_hub_id, resolve_model_dir
+    if path.exists() or not is_hub_id(init):
+        raise UsageError(f"{at}{init!r}: not a model directory, a Hugging Face model id, 'minilm' or 'scratch'")
+    try:
+        return resolve_model_dir(init)
+    except FileNotFoundError as e:
+        raise UsageError(f"{at}{e}") from None
 
 
 def init_has_decoder(path: Optional[Path]) -> bool:
@@ -448,7 +457,8 @@ def build_model(spec: ModelSpec, train_texts: Sequence[str] = (), tokenizer_dir:
             new = frozenset(model.load_report.new)
             if spec.random_weights:
                 model, new = GenBert(model.config), frozenset()
-            desc = (f"{'random weights in the shape of ' if spec.random_weights else ''}{path} "
+            shown = path if spec.init in INIT_NAMES or Path(spec.init).is_dir() else spec.init  # a hub id
+            desc = (f"{'random weights in the shape of ' if spec.random_weights else ''}{shown} "
                     f"({model.num_parameters() / 1e6:.1f}M parameters)")
             if new:
                 from ..convert import summarize_names

@@ -627,7 +627,8 @@ def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> i
 def eval_parser(prog: str = "eval_mlm.py", doc: str = "") -> Any:
     R = PretrainRecipe()
     p = C.new_parser(prog, doc)
-    p.add_argument("model", help="genbert or transformers BERT directory (with its tokenizer), or 'minilm'")
+    p.add_argument("model", help="genbert or transformers BERT directory (with its tokenizer), a Hugging Face "
+                                 "model id, or 'minilm'")
     p.add_argument("--text", nargs="+", action="extend", metavar="FILE", help="as pretrain.py --text")
     p.add_argument("--corpus", nargs="+", action="extend", choices=CORPORA)
     p.add_argument("--text-field", default=R.text_field)
@@ -655,7 +656,7 @@ def eval_main(argv: Optional[list[str]] = None, prog: str = "eval_mlm.py", doc: 
             raise UsageError("no text: pass --text FILE [FILE ...] and/or --corpus " + "|".join(CORPORA))
         if a.heldout_fraction <= 0:
             raise UsageError("--heldout-fraction must be > 0")
-        path = C.resolve_init(a.model) if a.model != "scratch" else None
+        path = C.resolve_init(a.model, flag="") if a.model != "scratch" else None
         if path is None:
             raise UsageError("scratch: not a model")
         try:
