@@ -14,7 +14,7 @@ import importlib.util
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 
 CONFIG_FILES = ["config.json", "generation.json"]  # generation.json: a TextGenerator's settings
 TOKENIZER_FILES = ["vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -147,20 +147,21 @@ def _metric_rows(scores: Mapping[str, Any], baselines: Optional[Mapping[str, Map
 def model_card(config: Mapping[str, Any], *, settings: Optional[Mapping[str, Any]] = None,
                recipe: Optional[Mapping[str, Any]] = None, command: Optional[str] = None,
                scores: Optional[Mapping[str, Any]] = None, baselines: Optional[Mapping[str, Mapping[str, Any]]] = None,
-               evaluated_on: Optional[str] = None, base_model: Optional[str] = None,
-               dataset: Optional[str] = None, task: Optional[str] = None) -> str:
+               evaluated_on: Optional[str] = None, init: Optional[str] = None, base_model: Optional[str] = None,
+               dataset: Optional[str] = None, hub_dataset: Optional[str] = None, task: Optional[str] = None) -> str:
     """A short model card (README.md with YAML metadata): what the model is, how to load it, the
-    training recipe and the scores when they are known."""
+    training recipe and the scores when they are known. ``init`` and ``dataset`` are said as
+    given; ``base_model`` and ``hub_dataset`` (hub ids) also go into the metadata."""
     extra = config.get("extra") or {}
     task = task or extra.get("task")
     scheme = extra.get("scheme") or config.get("mask_scheme")
     meta = ["---", "library_name: genbert", "tags:", "- genbert", "- bert"]
     if task in _PIPELINE:
         meta += [f"- {task}", f"pipeline_tag: {_PIPELINE[task]}"]
-    if base_model and is_hub_id(base_model):
+    if base_model:
         meta.append(f"base_model: {_yaml_value(base_model)}")
-    if dataset and is_hub_id(dataset.split(":", 1)[0]):
-        meta += ["datasets:", f"- {_yaml_value(dataset.split(':', 1)[0])}"]
+    if hub_dataset:
+        meta += ["datasets:", f"- {_yaml_value(hub_dataset)}"]
     meta.append("---")
     size = (f"{config.get('num_hidden_layers')} layers, hidden size {config.get('hidden_size')}, "
             f"vocabulary {config.get('vocab_size')}")
@@ -179,8 +180,11 @@ def model_card(config: Mapping[str, Any], *, settings: Optional[Mapping[str, Any
                  + ", ".join(f"`{k}={v}`" for k, v in settings.items() if v is not None) + "."]
     if recipe is not None or command:
         body += ["", "## Training", ""]
-        if base_model:
-            body.append(f"Initialised from `{base_model}`" + (f"; trained on `{dataset}`." if dataset else "."))
+        start = init or base_model
+        if start or dataset:
+            begin = "Trained from random weights" if start == "scratch" else f"Initialised from `{start}`" if start \
+                else "Trained"
+            body.append(begin + (f" on `{dataset}`." if dataset else "."))
         if command:
             body += ["", "```bash", command, "```"]
         if recipe is not None:
@@ -201,8 +205,3 @@ def write_model_card(path: str | os.PathLike, config: Mapping[str, Any], **kw: A
     write_text(target, model_card(config, **kw))
     return target
 
-
-def card_command(prog: str, argv: Sequence[str]) -> str:
-    """The command line of a run, quoted for a shell."""
-    import shlex
-    return " ".join([prog, *map(shlex.quote, argv)])

@@ -99,7 +99,7 @@ def test_save_pretrained_is_what_the_hub_expects(tmp_path, hub_cache):
         gen = TextGenerator.from_pretrained(REPO_ID, cache_dir=hub_cache, device="cpu")
     gen.settings = {"max_source_length": 16, "max_new_tokens": 4}
     gen.save_pretrained(tmp_path / "m", model_card={"recipe": {"lr": 0.001, "init": REPO_ID}, "base_model": REPO_ID,
-                                                    "dataset": "cnn_dailymail:3.0.0", "scores": {"rougeL": 25.8},
+                                                    "dataset": "cnn_dailymail:3.0.0", "hub_dataset": "cnn_dailymail", "scores": {"rougeL": 25.8},
                                                     "baselines": {"lead-10": {"rougeL": 20.5}}})
     names = {p.name for p in (tmp_path / "m").iterdir()}
     assert {"config.json", "model.safetensors", "vocab.txt", "generation.json", "README.md"} <= names

@@ -493,6 +493,21 @@ def _scratch_tokenizer(spec: ModelSpec, texts: Sequence[str], tokenizer_dir: Opt
     return tokenizer, True
 
 
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what --init minilm is
+
+
+def card_fields(init: str, dataset: Optional[str] = None, task: Optional[str] = None,
+                recipe: Any = None) -> dict[str, Any]:
+    """What a model card says about a run (genbert.hub.model_card keywords): where it started,
+    the data, the task and the recipe; hub ids go into the card's metadata too."""
+    from ..data.sources import hub_dataset_name
+    from ..hub import is_hub_id
+    base = MINILM_HUB_ID if init == "minilm" else init if init != "scratch" and not Path(init).exists() \
+        and is_hub_id(init) else None
+    return {"init": init, "base_model": base, "dataset": dataset, "hub_dataset": hub_dataset_name(dataset),
+            "task": task, "recipe": recipe_dict(recipe) if recipe is not None else None}
+
+
 # --------------------------------------------------------------------------- reports
 def format_table(scores: Mapping[str, Any], baselines: Mapping[str, Mapping[str, Any]], label: str = "model") -> str:
     """Aligned text table: one row per numeric metric, a column for the model and each baseline."""
