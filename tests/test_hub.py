@@ -2,7 +2,6 @@
 save_pretrained writes for the hub."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -216,6 +216,7 @@ class RunOptions:
     overwrite: bool = False
     device: Optional[str] = None
     no_progress: bool = False
+    report_to: str = "none"  # genbert.reporting.REPORT_TO
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, output_help: str) -> None:
@@ -229,10 +230,28 @@ def add_run_arguments(parser: argparse.ArgumentParser, output_help: str) -> None
                       help="replace the run in --output-dir (only the files a run writes are removed)")
     g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--report-to", default="none", choices=("none", "tensorboard"),
+                   help="also log the training scalars (loss, lr, grad norm, tokens/s, eval scores) for this tracker: "
+                        "tensorboard writes OUTPUT/tensorboard (default none; log.jsonl and loss.png are always written)")
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
-    return RunOptions(args.output_dir, args.resume, args.overwrite, args.device, args.no_progress)
+    """The run flags, checked: UsageError when --report-to's package is missing."""
+    from ..reporting import missing_package
+    why = missing_package(args.report_to)
+    if why:
+        raise UsageError(f"--report-to {args.report_to}: {why}")
+    return RunOptions(args.output_dir, args.resume, args.overwrite, args.device, args.no_progress, args.report_to)
+
+
+def tracker(opts: RunOptions, output_dir: Path, resumed_from: Optional[Path] = None):
+    """The ``--report-to`` logger of a run (None for none), writing OUTPUT/tensorboard; a resumed
+    run's logger discards what the interrupted run logged after its checkpoint."""
+    if opts.report_to == "none":
+        return None
+    from ..reporting import TENSORBOARD_DIR, report_logger
+    purge = int(resumed_from.name.rsplit("-", 1)[-1]) + 1 if resumed_from is not None else None
+    return report_logger(opts.report_to, Path(output_dir) / TENSORBOARD_DIR, purge_step=purge)
 
 
 def say(msg: str = "") -> None:

@@ -32,7 +32,7 @@ ENCODE_BATCH = 1000  # pairs tokenized at a time
 WARMUP_MAX_DOCUMENTS = 20_000  # the MLM warm-up reads at most this many training sources (a few epochs' worth)
 # what a run writes into its output directory (removed by --overwrite; nothing else is touched)
 RUN_ARTIFACTS = (FINAL, C.TOKENIZER_DIR, C.RUN_CONFIG, "log.jsonl", "loss.png", "metrics.json",
-                 "predictions.jsonl", WARMUP_DIR)
+                 "predictions.jsonl", WARMUP_DIR, "tensorboard")
 
 
 @dataclass
@@ -274,7 +274,7 @@ def check_lengths(model, recipe: Seq2SeqRecipe) -> None:
 # --------------------------------------------------------------------------- MLM warm-up
 def mlm_warmup(model, tokenizer, texts: Sequence[str], steps: int, new_params: frozenset, output_dir: Path,
                seed: int, device: Optional[str], progress: bool, batch_size: int = 16, max_length: int = 128,
-               lr: float = 1e-4) -> dict[str, Any]:
+               lr: float = 1e-4, on_log: Optional[Callable[[dict], None]] = None) -> dict[str, Any]:
     """MLM on ``texts`` (the training sources) for ``steps`` steps, in place, before seq2seq training.
 
     Chunks of ``max_length`` tokens, 15% masked 80/10/10, a bidirectional (explicit) mask whatever
@@ -298,7 +298,7 @@ def mlm_warmup(model, tokenizer, texts: Sequence[str], steps: int, new_params: f
     if dinfo.is_main and output_dir.exists():
         shutil.rmtree(output_dir)
     barrier(dinfo)
-    trainer = Trainer(model, chunks, collate, config, output_dir, lengths=[len(c) + 2 for c in chunks])
+    trainer = Trainer(model, chunks, collate, config, output_dir, lengths=[len(c) + 2 for c in chunks], on_log=on_log)
     summary = trainer.train()
     if dinfo.is_main:
         for ckpt in output_dir.glob("checkpoint-*"):  # the seq2seq checkpoints hold these weights anyway
@@ -344,8 +344,7 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
     """Train and evaluate one recipe into ``opts.output_dir`` (already chosen). Returns what the
     run measured: {"output_dir", "final", "parameters", "train": Trainer summary, "warmup_s",
     "scores", "baselines", "decode", "task", "num_examples"} (scores None without evaluation)."""
-    from ..hub import write_model_card
-    from ..io import atomic_dir, write_json
+    from ..io import write_json
     from ..textgen import TextGenerator
     from ..training import Trainer, init_distributed
 
@@ -393,8 +392,11 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
         log(f"note: no checkpoint in {out}: starting a new run")
 
     # ---- from here on the output directory is written
+    tracker = None
     if main:
         C.prepare_output_dir(out, opts.overwrite, RUN_ARTIFACTS)
+        tracker = C.tracker(opts, out, ckpt)
+        trainer.on_log = tracker
         if built.trained_tokenizer:
             tokenizer.save(out / C.TOKENIZER_DIR)
         C.write_run_config(out, recipe)
@@ -408,7 +410,8 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
         t0 = time.perf_counter()
         sources = [r["source"] for r in itertools.islice(data.train, WARMUP_MAX_DOCUMENTS)]
         w = mlm_warmup(model, tokenizer, sources, warmup, built.new_params,
-                       out / WARMUP_DIR, recipe.seed, opts.device, not opts.no_progress)
+                       out / WARMUP_DIR, recipe.seed, opts.device, not opts.no_progress,
+                       on_log=tracker.child("mlm_warmup/") if tracker is not None else None)
         warmup_s = time.perf_counter() - t0
         if main and w.get("final_loss") is not None:
             log(f"MLM warm-up done in {w['elapsed_s']:.0f}s, final loss {w['final_loss']:.4f}")
@@ -419,6 +422,23 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
                               "num_examples": len(data.validation)}
     if not main:
         return result
+    try:
+        _finish(recipe, opts, data, task, summary, model, tokenizer, settings, trainer, result, evaluate_at_end,
+                keep_checkpoints, tracker, log)
+    finally:
+        if tracker is not None:
+            tracker.close()
+    return result
+
+
+def _finish(recipe: Seq2SeqRecipe, opts: C.RunOptions, data: PairData, task: str, summary: dict[str, Any], model,
+            tokenizer, settings: dict[str, Any], trainer, result: dict[str, Any], evaluate_at_end: bool,
+            keep_checkpoints: bool, tracker, log: Callable[[str], None]) -> None:
+    """After training (main process): the final model with its card, the evaluation, the report."""
+    from ..hub import write_model_card
+    from ..io import atomic_dir
+    from ..textgen import TextGenerator
+    out = Path(opts.output_dir)
     if summary["final_loss"] is not None:
         log(f"trained {summary['steps']} steps in {summary['elapsed_s']:.0f}s "
             f"({summary['tokens_per_s']:.0f} tokens/s), final loss {summary['final_loss']:.4f}")
@@ -439,6 +459,8 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
         write_model_card(out / FINAL, model.config.to_dict(), settings=settings, scores=scores, baselines=baselines,
                          evaluated_on=f"the {split} split ({len(data.validation)} examples)", **card)
         result.update(scores=scores, baselines=baselines, decode=decode, predictions=preds)
+        if tracker is not None:
+            tracker.log_scores(summary["steps"], scores, "final")
         log("")
         log(C.format_table(scores, baselines))
         log("")
@@ -448,7 +470,6 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
             log("")
         log(f"wrote {out / 'metrics.json'} and {out / 'predictions.jsonl'}")
     log(f"model saved to {out / FINAL} (load it with genbert.TextGenerator.from_pretrained)")
-    return result
 
 
 # --------------------------------------------------------------------------- command line
