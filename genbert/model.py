@@ -285,12 +285,20 @@ class GenBert(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, decoder: Optional[str] = None,
-                        decoder_layers: Optional[int] = None, **overrides: Any) -> "GenBert":
-        """Load a genbert directory or a local transformers BERT / bert2bert directory.
+                        decoder_layers: Optional[int] = None, *, revision: Optional[str] = None,
+                        cache_dir: Optional[str | os.PathLike] = None, token: Optional[str | bool] = None,
+                        local_files_only: Optional[bool] = None, **overrides: Any) -> "GenBert":
+        """Load a genbert or transformers BERT / bert2bert model: a local directory, or a Hugging
+        Face hub id (``"bert-base-uncased"``, ``"org/name"``) resolved through the hub cache with
+        `revision`, `cache_dir`, `token` and `local_files_only` (default: ``HF_HUB_OFFLINE``),
+        see :func:`genbert.hub.resolve_model_dir`.
         `decoder="bert"|"shared"|"random"` adds a decoder to an encoder checkpoint
         (BERT2BERT, BERTShare, BERT2Rnd); `overrides` set config fields, e.g. mask_scheme.
         `model.load_report` says which parameters were newly initialised (also warned about)."""
-        config, state = convert.load_checkpoint(path, decoder, decoder_layers, overrides)
+        from .hub import resolve_model_dir
+        directory = resolve_model_dir(path, revision=revision, cache_dir=cache_dir, token=token,
+                                      local_files_only=local_files_only)
+        config, state = convert.load_checkpoint(directory, decoder, decoder_layers, overrides)
         model = cls(config)
         result = model.load_state_dict(state, strict=False)
         names = dict(model.named_parameters(remove_duplicate=False))

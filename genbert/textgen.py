@@ -6,10 +6,11 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 
+from .hub import resolve_model_dir, write_model_card
 from .io import write_json
 from .model import GenBert
 from .tokenization import Tokenizer
@@ -73,8 +74,13 @@ class TextGenerator:
             raise ValueError("tokenizer special ids ([CLS], [SEP], [PAD]) differ from the model config's")
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: Optional[str] = None) -> "TextGenerator":
-        path = Path(path)
+    def from_pretrained(cls, path: str | os.PathLike, device: Optional[str] = None, *,
+                        revision: Optional[str] = None, cache_dir: Optional[str | os.PathLike] = None,
+                        token: Optional[str | bool] = None, local_files_only: Optional[bool] = None) -> "TextGenerator":
+        """A model directory, or a Hugging Face hub id resolved through the hub cache (see
+        :func:`genbert.hub.resolve_model_dir` for `revision`, `cache_dir`, `token`, `local_files_only`)."""
+        path = resolve_model_dir(path, revision=revision, cache_dir=cache_dir, token=token,
+                                 local_files_only=local_files_only)
         model = GenBert.from_pretrained(path)
         tokenizer = Tokenizer.from_dir(path)
         settings = {}
@@ -82,11 +88,31 @@ class TextGenerator:
             settings = json.loads((path / SETTINGS_FILE).read_text(encoding="utf-8"))
         return cls(model, tokenizer, settings, device)
 
-    def save_pretrained(self, path: str | os.PathLike) -> None:
-        """Model, tokenizer and settings in one directory (each file written atomically)."""
+    def save_pretrained(self, path: str | os.PathLike, model_card: Optional[Mapping[str, Any]] = None) -> None:
+        """Model, tokenizer, settings and a model card (README.md) in one directory, as the Hugging
+        Face hub expects them (each file written atomically). `model_card`: what the card says
+        besides the config and settings (:func:`genbert.hub.model_card` keywords: ``recipe``,
+        ``command``, ``scores``, ``baselines``, ``base_model``, ``dataset``, ...)."""
         self.model.save_pretrained(path)
         self.tokenizer.save(path)
         write_json(Path(path) / SETTINGS_FILE, self.settings)
+        write_model_card(path, self.model.config.to_dict(), settings=self.settings, **dict(model_card or {}))
+
+    def push_to_hub(self, repo_id: str, *, token: Optional[str | bool] = None, private: Optional[bool] = None,
+                    revision: Optional[str] = None, commit_message: str = "Upload genbert model",
+                    model_card: Optional[Mapping[str, Any]] = None) -> str:
+        """Upload what :meth:`save_pretrained` writes to the hub repository `repo_id` (created if
+        needed); returns the commit URL."""
+        import tempfile
+
+        from huggingface_hub import HfApi
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="genbert-push-") as tmp:
+            self.save_pretrained(tmp, model_card)
+            info = api.upload_folder(repo_id=repo_id, folder_path=tmp, revision=revision,
+                                     commit_message=commit_message)
+        return str(getattr(info, "commit_url", info))
 
     @property
     def word_vocab(self) -> WordVocab:

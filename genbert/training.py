@@ -442,7 +442,8 @@ class Trainer:
     """See the module docstring. ``eval_fn(model) -> dict`` runs (rank 0, eval mode) at the end
     of every epoch; its result is logged. ``on_save(dir)`` adds files to each checkpoint (e.g.
     the tokenizer). ``step_callback(trainer, record)`` runs after every optimizer step.
-    ``lengths`` (per example) drive length bucketing; default :func:`example_length`."""
+    ``lengths`` (per example) drive length bucketing; default :func:`example_length`.
+    ``on_log(record)`` gets each record written to log.jsonl (main process only)."""
 
     def __init__(self, model: nn.Module, train_dataset: Sequence[Any], collate_fn: Callable[[list], Mapping],
                  config: TrainConfig, output_dir: str | os.PathLike,
@@ -450,11 +451,14 @@ class Trainer:
                  lengths: Optional[Sequence[int]] = None, on_save: Optional[Callable[[Path], None]] = None,
                  step_callback: Optional[Callable[["Trainer", dict], None]] = None,
                  forward_kwargs: Optional[Mapping[str, Any]] = None,
-                 later_s: Optional[Callable[[float], float]] = None):
+                 later_s: Optional[Callable[[float], float]] = None,
+                 on_log: Optional[Callable[[dict[str, Any]], None]] = None):
         config.validate()
         self.config = config
         self.output_dir = Path(output_dir)
-        self.dataset = list(train_dataset)
+        # a Sequence other than a list (e.g. token chunks memory-mapped from disk) is indexed where it lies
+        self.dataset = train_dataset if isinstance(train_dataset, Sequence) and not isinstance(train_dataset, list) \
+            else list(train_dataset)
         if not self.dataset:
             raise ValueError("the training set is empty")
         self.lengths = list(lengths) if lengths is not None else [example_length(x) for x in self.dataset]
@@ -464,6 +468,7 @@ class Trainer:
         self.eval_fn, self.on_save, self.step_callback = eval_fn, on_save, step_callback
         # seconds of the job's work after this run, given its tokens/s (shown as the whole job's time left)
         self.later_s = later_s
+        self.on_log = on_log  # also given every log.jsonl record (main process): e.g. a TensorBoard writer
         self.dist = init_distributed(config.device)
         self.device = self._resolve_device(config.device)
         world = self.dist.world_size
@@ -544,6 +549,8 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             with open(self.output_dir / LOG_FILE, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record, sort_keys=True) + "\n")
+            if self.on_log is not None:
+                self.on_log(record)
 
     def _reduce(self, values: list[float]) -> list[float]:
         if not self.dist.enabled:

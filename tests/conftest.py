@@ -1,7 +1,13 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+if "HF_DATASETS_CACHE" not in os.environ:  # what `datasets` prepares from test files stays out of the user's cache
+    os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="genbert-tests-datasets-")
+    atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], True)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

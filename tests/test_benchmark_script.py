@@ -241,8 +241,10 @@ def test_named_dataset_split_scores_as_its_task(tmp_path):
     result = json.loads(out.read_text())
     assert result["settings"]["task"] == "translation" and result["settings"]["data"] == "bible-en-fr:test"
     assert result["scores"]["bleu"] == pytest.approx(100.0) and "copy-source" in result["baselines"]
-    bad = _run("--dataset", "nope", "--predictions", preds)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "invalid choice: 'nope'" in bad.stderr
+    bad = _run("--dataset", "nope", "--predictions", preds)  # a datasets hub name, not in the (offline) cache
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--dataset nope: " in bad.stderr
+    bad = _run("--dataset", "bible-en-fr", "--split", "dev", "--predictions", preds)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--split 'dev'" in bad.stderr
     assert _run("--data", tmp_path / "x.jsonl", "--predictions", preds).stderr.startswith("benchmark.py: error: --task")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "genbert"
 BOTTOM = {"genbert.config", "genbert.masks", "genbert.io"}
-TOP = ("genbert.recipes", "genbert.cli")
+TOP = ("genbert.recipes", "genbert.cli", "genbert.__main__")  # the entry points and the task layer
 
 
 def module_name(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""Data loading for genbert: pair files, named datasets and pretraining documents."""
+"""Data loading for genbert: pair files, named datasets, `datasets` sources and pretraining documents."""
 from .datasets import (
     NAMED_DATASETS,
     SPLITS,
@@ -9,13 +9,18 @@ from .datasets import (
     read_pairs,
     wikipedia_documents,
 )
+from .sources import PairSplit, iter_documents, load_split, pair_split
 
 __all__ = [
     "NAMED_DATASETS",
+    "PairSplit",
     "SPLITS",
     "DataError",
     "bbc_documents",
+    "iter_documents",
     "load_named",
+    "load_split",
+    "pair_split",
     "read_documents",
     "read_pairs",
     "wikipedia_documents",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..config import TASKS
-from ..data.datasets import DataError, NAMED_DATASETS, SPLITS
+from ..data.datasets import DataError, NAMED_DATASETS
 from . import common as C
 from .common import UsageError
 
@@ -23,12 +23,14 @@ def build_parser(prog: str = PROG, doc: str = "") -> Any:
     p = C.new_parser(prog, doc)
     data = p.add_mutually_exclusive_group(required=True)
     data.add_argument("--data", type=Path, help='test pairs: JSONL ({"source": ..., "target": ...} a line), JSON, '
-                                                "CSV or TSV")
-    data.add_argument("--dataset", choices=NAMED_DATASETS, help="a named dataset, with --split")
-    p.add_argument("--split", default="test", choices=SPLITS, help="split of --dataset (default test)")
-    p.add_argument("--task", choices=TASKS, help="required with --data; default for --dataset: its task")
+                                                "CSV, TSV, parquet or arrow")
+    data.add_argument("--dataset", help=f"a built-in dataset ({', '.join(NAMED_DATASETS)}), a `datasets` hub name "
+                                        "NAME[:CONFIG], or a directory written by save_to_disk; with --split")
+    p.add_argument("--split", default="test", help="split of --dataset (default test)")
+    p.add_argument("--task", choices=TASKS, help="required with --data; default for --dataset: its task "
+                                                 "(summarization unless built in)")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", type=Path, help="a model directory (genbert.TextGenerator)")
+    source.add_argument("--model", help="a model directory (genbert.TextGenerator) or a Hugging Face model id")
     source.add_argument("--predictions", type=Path, help='JSONL of {"prediction": ...} lines, aligned with the data')
     p.add_argument("--output", type=Path, help="write the results JSON here (and, with --model, the predictions "
                                                "beside it)")
@@ -60,8 +62,12 @@ def check_args(args: Any) -> None:
         value = getattr(args, name)
         if value is not None and value < 0:
             raise UsageError(f"{C.flag_name(name)}={value}: must be >= 0")
-    if args.model is not None and not args.model.is_dir():
-        raise UsageError(f"--model {args.model}: not a directory")
+    if args.model is not None:
+        from ..hub import resolve_model_dir
+        try:
+            args.model_dir = resolve_model_dir(args.model)
+        except FileNotFoundError as e:
+            raise UsageError(f"--model {e}") from None
     if args.output is not None and not args.output.parent.is_dir():
         raise UsageError(f"--output {args.output}: folder {args.output.parent} does not exist")
     if args.data is not None and args.task is None:
@@ -70,18 +76,21 @@ def check_args(args: Any) -> None:
 
 def read_data(args: Any) -> tuple[list[str], list[str]]:
     """Sources and references of --data or of --dataset's --split (the first --limit of them)."""
-    from ..data.datasets import dataset_task, load_named, read_pairs
+    from ..data.datasets import dataset_task, read_pairs
+    from ..data.sources import VALIDATED_PAIR_FILES, pair_split
     if args.dataset is not None:
-        try:
-            records = load_named(args.dataset, args.split)
-        except (ValueError, ModuleNotFoundError) as exc:
-            raise UsageError(f"--dataset {args.dataset}: {exc}") from None
+        # a pair with an empty side is skipped (predictions align with the pairs that remain)
+        records = list(pair_split(args.dataset, args.split, args.source_field, args.target_field, split_flag="--split",
+                                  limit=args.limit))
         args.task = args.task or dataset_task(args.dataset)
-    else:
+    elif args.data.suffix.lower() in VALIDATED_PAIR_FILES:
         try:
             records, _ = read_pairs(args.data, args.source_field, args.target_field, skip_empty=False)
         except DataError as exc:
             raise UsageError(f"--data {exc}") from None
+    else:
+        records = list(pair_split(str(args.data), "train", args.source_field, args.target_field, flag="--data",
+                                  skip_empty=False))
     records = records[:args.limit] if args.limit is not None else records
     return [r["source"] for r in records], [r["target"] for r in records]
 
@@ -106,7 +115,7 @@ def generate(args: Any, sources: list[str]) -> tuple[list[str], dict[str, Any]]:
     """Predictions from --model, and the generation settings actually used."""
     from ..textgen import TextGenerator
     try:
-        generator = TextGenerator.from_pretrained(str(args.model))
+        generator = TextGenerator.from_pretrained(str(args.model_dir))
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"--model {args.model}: cannot load it ({exc})") from None
     stored = dict(getattr(generator, "settings", {}) or {})

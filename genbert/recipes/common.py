@@ -137,7 +137,8 @@ def recipe_dict(recipe: Any) -> dict[str, Any]:
 class ModelFields:
     """Where the weights come from, and the sizes of a model built from scratch."""
 
-    init: str = flag("minilm", "transformers BERT or genbert directory, 'minilm' or 'scratch'", group="model")
+    init: str = flag("minilm", "transformers BERT or genbert directory, Hugging Face model id (bert-base-uncased, "
+                               "org/name: from the hub cache), 'minilm' or 'scratch'", group="model")
     dropout: Optional[float] = flag(None, "hidden and attention dropout (default: the checkpoint's, 0.1)",
                                     group="model", min=0, below=1)
     hidden_size: int = flag(256, "--init scratch: hidden size", group="model", min=1)
@@ -215,6 +216,7 @@ class RunOptions:
     overwrite: bool = False
     device: Optional[str] = None
     no_progress: bool = False
+    report_to: str = "none"  # genbert.reporting.REPORT_TO
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, output_help: str) -> None:
@@ -228,10 +230,28 @@ def add_run_arguments(parser: argparse.ArgumentParser, output_help: str) -> None
                       help="replace the run in --output-dir (only the files a run writes are removed)")
     g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--report-to", default="none", choices=("none", "tensorboard"),
+                   help="also log the training scalars (loss, lr, grad norm, tokens/s, eval scores) for this tracker: "
+                        "tensorboard writes OUTPUT/tensorboard (default none; log.jsonl and loss.png are always written)")
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
-    return RunOptions(args.output_dir, args.resume, args.overwrite, args.device, args.no_progress)
+    """The run flags, checked: UsageError when --report-to's package is missing."""
+    from ..reporting import missing_package
+    why = missing_package(args.report_to)
+    if why:
+        raise UsageError(f"--report-to {args.report_to}: {why}")
+    return RunOptions(args.output_dir, args.resume, args.overwrite, args.device, args.no_progress, args.report_to)
+
+
+def tracker(opts: RunOptions, output_dir: Path, resumed_from: Optional[Path] = None):
+    """The ``--report-to`` logger of a run (None for none), writing OUTPUT/tensorboard; a resumed
+    run's logger discards what the interrupted run logged after its checkpoint."""
+    if opts.report_to == "none":
+        return None
+    from ..reporting import TENSORBOARD_DIR, report_logger
+    purge = int(resumed_from.name.rsplit("-", 1)[-1]) + 1 if resumed_from is not None else None
+    return report_logger(opts.report_to, Path(output_dir) / TENSORBOARD_DIR, purge_step=purge)
 
 
 def say(msg: str = "") -> None:
@@ -357,8 +377,10 @@ class ModelSpec:
     diffusion_mask: str = "source-block"  # the bidirectional scheme's attention (config.DIFFUSION_MASKS)
 
 
-def resolve_init(init: str) -> Optional[Path]:
-    """The model directory of ``--init`` (None for scratch); UsageError names the flag."""
+def resolve_init(init: str, flag: str = "--init") -> Optional[Path]:
+    """The model directory of ``--init`` (None for scratch): a directory, 'minilm', or a Hugging
+    Face model id resolved through the hub cache; UsageError names ``flag`` (none when empty)."""
+    at = f"{flag} " if flag else ""
     if init == "scratch":
         return None
     if init == "minilm":
@@ -366,13 +388,19 @@ def resolve_init(init: str) -> Optional[Path]:
         try:
             return minilm_path()
         except FileNotFoundError as e:
-            raise UsageError(f"--init minilm: {e}") from None
+            raise UsageError(f"{at}minilm: {e}") from None
     path = Path(init)
-    if not path.is_dir():
-        raise UsageError(f"--init {init!r}: not a model directory, 'minilm' or 'scratch'")
-    if not (path / "config.json").is_file():
-        raise UsageError(f"--init {init}: no config.json (expected a transformers BERT or genbert directory)")
-    return path
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UsageError(f"{at}{init}: no config.json (expected a transformers BERT or genbert directory)")
+        return path
+    from ..hub import is_hub_id, resolve_model_dir
+    if path.exists() or not is_hub_id(init):
+        raise UsageError(f"{at}{init!r}: not a model directory, a Hugging Face model id, 'minilm' or 'scratch'")
+    try:
+        return resolve_model_dir(init)
+    except FileNotFoundError as e:
+        raise UsageError(f"{at}{e}") from None
 
 
 def init_has_decoder(path: Optional[Path]) -> bool:
@@ -448,7 +476,8 @@ def build_model(spec: ModelSpec, train_texts: Sequence[str] = (), tokenizer_dir:
             new = frozenset(model.load_report.new)
             if spec.random_weights:
                 model, new = GenBert(model.config), frozenset()
-            desc = (f"{'random weights in the shape of ' if spec.random_weights else ''}{path} "
+            shown = path if spec.init in INIT_NAMES or Path(spec.init).is_dir() else spec.init  # a hub id
+            desc = (f"{'random weights in the shape of ' if spec.random_weights else ''}{shown} "
                     f"({model.num_parameters() / 1e6:.1f}M parameters)")
             if new:
                 from ..convert import summarize_names
@@ -481,6 +510,21 @@ def _scratch_tokenizer(spec: ModelSpec, texts: Sequence[str], tokenizer_dir: Opt
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return tokenizer, True
+
+
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what --init minilm is
+
+
+def card_fields(init: str, dataset: Optional[str] = None, task: Optional[str] = None,
+                recipe: Any = None) -> dict[str, Any]:
+    """What a model card says about a run (genbert.hub.model_card keywords): where it started,
+    the data, the task and the recipe; hub ids go into the card's metadata too."""
+    from ..data.sources import hub_dataset_name
+    from ..hub import is_hub_id
+    base = MINILM_HUB_ID if init == "minilm" else init if init != "scratch" and not Path(init).exists() \
+        and is_hub_id(init) else None
+    return {"init": init, "base_model": base, "dataset": dataset, "hub_dataset": hub_dataset_name(dataset),
+            "task": task, "recipe": recipe_dict(recipe) if recipe is not None else None}
 
 
 # --------------------------------------------------------------------------- reports

@@ -33,7 +33,21 @@ from torch import Tensor, nn
 
 from .. import masks
 from ..config import DECODER_INITS, PRETRAINING_OBJECTIVES
-from ..data.documents import CORPORA, chunk_documents, load_documents, sentence_documents, split_heldout
+from ..data.documents import (
+    CORPORA,
+    HeldoutSplit,
+    StreamStats,
+    TokenChunks,
+    chunk_documents,
+    document_stream,
+    heldout_order,
+    load_documents,
+    sentence_documents,
+    split_heldout,
+    stream_heldout,
+    write_chunks,
+)
+from ..data.sources import hub_dataset_name
 from ..data.objectives import (
     IGNORE_INDEX,
     UNILM_SCHEMES,
@@ -53,7 +67,11 @@ PROG = "pretrain.py"
 EVAL_FILE = "mlm_eval.json"
 SCHEME_LOSS_FILE = "scheme_loss.jsonl"  # unilm: training loss per mask scheme
 FINAL = "final"
-RUN_ARTIFACTS = (FINAL, C.TOKENIZER_DIR, C.RUN_CONFIG, EVAL_FILE, SCHEME_LOSS_FILE, "log.jsonl", "loss.png")
+STREAM_DIR = "stream-chunks"  # --streaming: the tokenized training sequences, on disk while the run lasts
+STREAM_HELDOUT_DOCUMENTS = 10_000  # --streaming: held-out documents kept for evaluation (the first ones)
+STREAM_TOKENIZER_DOCUMENTS = 20_000  # --streaming --init scratch: documents the tokenizer is trained on
+RUN_ARTIFACTS = (FINAL, C.TOKENIZER_DIR, C.RUN_CONFIG, EVAL_FILE, SCHEME_LOSS_FILE, "log.jsonl", "loss.png",
+                 "tensorboard")
 
 
 @dataclass
@@ -65,7 +83,13 @@ class PretrainRecipe(C.ModelFields, C.TrainingFields):
                                            "by blank lines)", group="data")
     corpus: Optional[list[str]] = flag(None, "offline corpora (bbc: 2,225 BBC News articles; wikipedia: gensim's "
                                              "small dump)", group="data", choices=CORPORA)
-    text_field: str = flag("text", "JSONL field holding the text", group="data")
+    dataset: Optional[list[str]] = flag(None, "`datasets` sources: a hub name NAME[:CONFIG] (wikitext:wikitext-103-raw-v1), "
+                                              "a directory written by save_to_disk, or parquet/JSON/CSV/text files",
+                                        group="data")
+    train_split: str = flag("train", "--dataset's split", group="data")
+    text_field: str = flag("text", "JSONL field / dataset column holding the text", group="data")
+    streaming: bool = flag(False, "read --dataset as a stream and keep the tokenized training sequences on disk: "
+                                  "a corpus larger than memory trains (not with mlm+nsp)", group="data")
     limit_documents: Optional[int] = flag(None, "use the first N documents (after de-duplication)", group="data",
                                           min=1)
     heldout_fraction: float = flag(0.05, "share of documents held out for evaluation, 0 = none", group="data",
@@ -93,8 +117,8 @@ class PretrainRecipe(C.ModelFields, C.TrainingFields):
         """Explicit flags, else the stored run's (on --resume), else the defaults. Text files or
         corpora given explicitly replace both stored ones; --fp16 turns bf16 off."""
         layers: list[Mapping[str, Any]] = [stored or {}]
-        if explicit.get("text") is not None or explicit.get("corpus") is not None:
-            layers.append({"text": None, "corpus": None})
+        if any(explicit.get(k) is not None for k in ("text", "corpus", "dataset")):
+            layers.append({"text": None, "corpus": None, "dataset": None})
         if explicit.get("fp16"):
             layers.append({"bf16": False})
         return C.recipe_from(cls, *layers, explicit)
@@ -103,8 +127,12 @@ class PretrainRecipe(C.ModelFields, C.TrainingFields):
         C.check_ranges(self)
         self.check_model()
         self.check_training()
-        if not self.text and not self.corpus:
-            raise UsageError("no training text: pass --text FILE [FILE ...] and/or --corpus " + "|".join(CORPORA))
+        if not self.text and not self.corpus and not self.dataset:
+            raise UsageError("no training text: pass --text FILE [FILE ...], --corpus " + "|".join(CORPORA)
+                             + " and/or --dataset NAME|DIR|FILE")
+        if self.streaming and self.objective == "mlm+nsp":
+            raise UsageError("--streaming: --objective mlm+nsp draws sentence pairs across the whole corpus; "
+                             "use mlm, unilm or infilling")
         if self.whole_word_masking and self.objective != "mlm":
             raise UsageError(f"--whole-word-masking applies to --objective mlm only, not {self.objective}")
         if self.objective != "infilling":
@@ -446,11 +474,46 @@ def _pct(v: Any) -> str:
     return f"{100 * v:.2f}%" if isinstance(v, float) else "-"
 
 
+# --------------------------------------------------------------------------- streamed text
+class StreamedDocuments:
+    """--streaming: the recipe's documents as a stream, de-duplicated and split like
+    :func:`load_documents` + :func:`split_heldout` (the same training sequences, in the same
+    order), the training sequences written to ``directory`` (:class:`TokenChunks`) and the first
+    :data:`STREAM_HELDOUT_DOCUMENTS` held-out documents kept for evaluation."""
+
+    def __init__(self, recipe: PretrainRecipe, directory: Path) -> None:
+        self.recipe, self.directory = recipe, directory
+        self.stats = StreamStats()
+        self.heldout: list[str] = []
+
+    def _training_documents(self, stats: StreamStats, heldout: list[str], limit: int):
+        r = self.recipe
+        docs = document_stream(r.text or (), r.corpus or (), r.dataset or (), r.text_field, r.train_split,
+                               r.limit_documents, stats)
+        return stream_heldout(docs, r.heldout_fraction, heldout, limit, stats)
+
+    def tokenizer_sample(self) -> list[str]:
+        """The first training documents (for a tokenizer trained on them: --init scratch)."""
+        import itertools
+        docs = self._training_documents(StreamStats(), [], 0)
+        return list(itertools.islice(docs, STREAM_TOKENIZER_DOCUMENTS))
+
+    def chunks(self, tokenizer: Tokenizer, max_length: int) -> TokenChunks:
+        """One pass over the stream: the training sequences on disk, the held-out documents kept."""
+        self.stats, self.heldout = StreamStats(), []
+        chunks = write_chunks(tokenizer, self._training_documents(self.stats, self.heldout, STREAM_HELDOUT_DOCUMENTS),
+                              max_length, self.directory)
+        if not len(chunks):
+            chunks.remove()
+            raise UsageError("the training documents give no training sequence")
+        return chunks
+
+
 # --------------------------------------------------------------------------- the run
 def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = False,
         log: Callable[[str], None] = C.say) -> dict[str, Any]:
     """Pretrain one recipe into ``opts.output_dir`` (already chosen); returns the held-out record."""
-    from ..io import atomic_dir, write_json
+    from ..io import write_json
     from ..training import Trainer, init_distributed, trim_jsonl
 
     t_start = time.perf_counter()
@@ -458,14 +521,30 @@ def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = Fals
     dinfo = init_distributed(opts.device)
     main = dinfo.is_main
     objective = recipe.objective
-    docs = load_documents(recipe.text or (), recipe.corpus or (), recipe.text_field, recipe.limit_documents)
-    split = split_heldout(docs.texts, recipe.heldout_fraction)
-    if main:
-        src = ", ".join(f"{k}: {v}" for k, v in docs.sources.items())
-        limited = f", the first {len(docs.texts)} used" if recipe.limit_documents else ""
-        log(f"data: documents read ({src}), {docs.duplicates} duplicates dropped{limited}: "
-            f"{len(split.train)} for training, {len(split.heldout)} held out")
-    built = build_model(recipe, split.train, out / C.TOKENIZER_DIR if opts.resume else None)
+    L = recipe.max_length
+    if recipe.streaming:
+        stream = StreamedDocuments(recipe, out / STREAM_DIR / f"rank{dinfo.rank}")
+        built = build_model(recipe, stream.tokenizer_sample() if recipe.init == "scratch" else (),
+                            out / C.TOKENIZER_DIR if opts.resume else None)
+        examples = stream.chunks(built.tokenizer, L)
+        lengths = examples.lengths(2)
+        split = HeldoutSplit([], heldout_order(stream.heldout))
+        if main:
+            src = ", ".join(f"{k}: {v}" for k, v in stream.stats.sources.items())
+            kept = f" (the first {len(split.heldout)} kept)" if stream.stats.heldout > len(split.heldout) else ""
+            log(f"data: documents streamed ({src}), {stream.stats.duplicates} duplicates dropped: "
+                f"{stream.stats.documents - stream.stats.heldout} for training, {stream.stats.heldout} held out{kept}; "
+                f"training sequences on disk in {examples.directory}")
+    else:
+        docs = load_documents(recipe.text or (), recipe.corpus or (), recipe.text_field, recipe.limit_documents,
+                              recipe.dataset or (), recipe.train_split)
+        split = split_heldout(docs.texts, recipe.heldout_fraction)
+        if main:
+            src = ", ".join(f"{k}: {v}" for k, v in docs.sources.items())
+            limited = f", the first {len(docs.texts)} used" if recipe.limit_documents else ""
+            log(f"data: documents read ({src}), {docs.duplicates} duplicates dropped{limited}: "
+                f"{len(split.train)} for training, {len(split.heldout)} held out")
+        built = build_model(recipe, split.train, out / C.TOKENIZER_DIR if opts.resume else None)
     model, tokenizer = built.model, built.tokenizer
     if main:
         log(f"model: {built.description}; objective {objective}"
@@ -474,8 +553,8 @@ def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = Fals
         for note in built.notes:
             log(f"note: {note}")
     ids = SpecialIds.from_tokenizer(tokenizer)
-    L = recipe.max_length
-    examples, lengths = training_examples(objective, tokenizer, split.train, L, recipe.seed)
+    if not recipe.streaming:
+        examples, lengths = training_examples(objective, tokenizer, split.train, L, recipe.seed)
     if not examples:
         raise UsageError("the training documents give no training sequence")
     cont = continuation_ids_from_tokenizer(tokenizer) if recipe.whole_word_masking else None
@@ -518,6 +597,8 @@ def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = Fals
         trainer = Trainer(model, examples, collate, config, out, eval_fn=eval_fn if eval_each_epoch else None,
                           lengths=lengths, on_save=on_save, step_callback=step_callback)
     except ValueError as e:
+        if isinstance(examples, TokenChunks):
+            examples.remove()
         raise UsageError(str(e)) from None
     ckpt = trainer.check_resume() if opts.resume else None  # before anything is written
     if opts.resume and ckpt is None and main:
@@ -529,8 +610,11 @@ def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = Fals
                  "eval_seed": recipe.eval_seed, "mask_prob": recipe.mask_prob, "max_length": L,
                  "objective": objective, "init": recipe.init}
     before = None
+    reporter = None
     if main:
         C.prepare_output_dir(out, opts.overwrite, RUN_ARTIFACTS)
+        reporter = C.tracker(opts, out, ckpt)
+        trainer.on_log = reporter
         if built.trained_tokenizer:
             tokenizer.save(out / C.TOKENIZER_DIR)
         C.write_run_config(out, recipe)
@@ -548,6 +632,8 @@ def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = Fals
                 log(f"held-out before training: masked-token accuracy {_pct(before['masked_token_accuracy'])}, "
                     f"loss {before['masked_token_loss']:.4f} ({time.perf_counter() - t0:.0f}s)")
             write_json(eval_path, {**eval_meta, "before": before})
+            if reporter is not None and ckpt is None:
+                reporter.log_scores(0, before, "heldout")
         else:
             log("note: no held-out documents (--heldout-fraction 0): no evaluation")
         log(f"training: {trainer.total_steps} steps ({trainer.steps_per_epoch} an epoch), "
@@ -555,10 +641,30 @@ def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = Fals
             + (f" ({config.new_param_lr_multiplier:g}x for {len(built.new_params)} new tensors)"
                if built.new_params else "")
             + f", {dinfo.world_size} process(es) on {trainer.device}; writing {out}")
-    summary = trainer.train(resume=opts.resume)
+    try:
+        summary = trainer.train(resume=opts.resume)
+    finally:
+        if isinstance(examples, TokenChunks):
+            examples.remove()
     record: dict[str, Any] = {**eval_meta, "before": before, "train_steps": summary["steps"]}
     if not main:
         return record
+    try:
+        _finish(recipe, opts, record, summary, model, tokenizer, sets, before, tracker, reporter, t_start, log)
+    finally:
+        if reporter is not None:
+            reporter.close()
+    return record
+
+
+def _finish(recipe: PretrainRecipe, opts: C.RunOptions, record: dict[str, Any], summary: dict[str, Any], model,
+            tokenizer: Tokenizer, sets: EvalSets, before: Optional[dict[str, Any]], tracker, reporter, t_start: float,
+            log: Callable[[str], None]) -> None:
+    """After training (main process): the final model with its card, the held-out evaluation."""
+    from ..hub import write_model_card
+    from ..io import atomic_dir, write_json
+    out = Path(opts.output_dir)
+    eval_path = out / EVAL_FILE
     if summary["final_loss"] is not None:
         log(f"trained {summary['steps']} steps in {summary['elapsed_s']:.0f}s "
             f"({summary['tokens_per_s']:.0f} tokens/s), final loss {summary['final_loss']:.4f}")
@@ -571,15 +677,26 @@ def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = Fals
         tracker.remove()
     final = out / FINAL
 
+    card = C.card_fields(recipe.init, ", ".join([*(recipe.dataset or ()), *(recipe.corpus or ()),
+                                                 *(Path(t).name for t in recipe.text or ())]) or None,
+                         "pretraining", recipe)
+    card["hub_dataset"] = next(filter(None, map(hub_dataset_name, recipe.dataset or ())), None)
+
     def write_final(d: Path) -> None:
         model.save_pretrained(d)
         tokenizer.save(d)
+        write_model_card(d, model.config.to_dict(), **card)
     atomic_dir(final, write_final)
     if sets:
         after = evaluate(model, sets)
         record.update(after=after, train_loss=summary["final_loss"], train_elapsed_s=summary["elapsed_s"],
                       wall_s=round(time.perf_counter() - t_start, 1), model=str(final))
         write_json(eval_path, record)
+        if reporter is not None:
+            reporter.log_scores(summary["steps"], after, "heldout")
+        write_model_card(final, model.config.to_dict(), evaluated_on=f"{sets.info['sequences']} held-out sequences "
+                         f"of {sets.info['documents']} documents (masked-token accuracy before training: "
+                         f"{_pct(before['masked_token_accuracy']) if before else '-'})", scores=after, **card)
         log("")
         log(format_eval(before, after))
         log("")
@@ -587,7 +704,6 @@ def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = Fals
             f"{_pct(after['masked_token_accuracy'])} after ({after['masked_tokens']} masked tokens); "
             f"wrote {eval_path}")
     log(f"model saved to {final} (GenBert.from_pretrained, or --init of scripts/train_summarization.py)")
-    return record
 
 
 # --------------------------------------------------------------------------- command line
@@ -609,6 +725,8 @@ def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> i
         explicit = C.explicit_values(args, PretrainRecipe)
         if explicit.get("text") is not None:
             explicit["text"] = [str(Path(f).resolve()) for f in explicit["text"]]
+        if explicit.get("dataset") is not None:  # a local path still names the data after a cd (--resume)
+            explicit["dataset"] = [str(Path(d).resolve()) if Path(d).exists() else d for d in explicit["dataset"]]
         if explicit.get("init") not in (None, *C.INIT_NAMES) and Path(explicit["init"]).is_dir():
             explicit["init"] = str(Path(explicit["init"]).resolve())
         opts = C.run_options(args)
@@ -627,9 +745,12 @@ def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> i
 def eval_parser(prog: str = "eval_mlm.py", doc: str = "") -> Any:
     R = PretrainRecipe()
     p = C.new_parser(prog, doc)
-    p.add_argument("model", help="genbert or transformers BERT directory (with its tokenizer), or 'minilm'")
+    p.add_argument("model", help="genbert or transformers BERT directory (with its tokenizer), a Hugging Face "
+                                 "model id, or 'minilm'")
     p.add_argument("--text", nargs="+", action="extend", metavar="FILE", help="as pretrain.py --text")
     p.add_argument("--corpus", nargs="+", action="extend", choices=CORPORA)
+    p.add_argument("--dataset", nargs="+", action="extend", metavar="SPEC", help="as pretrain.py --dataset")
+    p.add_argument("--train-split", default=R.train_split, help="--dataset's split (as in pretraining)")
     p.add_argument("--text-field", default=R.text_field)
     p.add_argument("--limit-documents", type=int)
     p.add_argument("--heldout-fraction", type=float, default=R.heldout_fraction)
@@ -651,11 +772,12 @@ def eval_main(argv: Optional[list[str]] = None, prog: str = "eval_mlm.py", doc: 
 
     def body() -> int:
         from ..model import GenBert
-        if not a.text and not a.corpus:
-            raise UsageError("no text: pass --text FILE [FILE ...] and/or --corpus " + "|".join(CORPORA))
+        if not a.text and not a.corpus and not a.dataset:
+            raise UsageError("no text: pass --text FILE [FILE ...], --corpus " + "|".join(CORPORA)
+                             + " and/or --dataset NAME|DIR|FILE")
         if a.heldout_fraction <= 0:
             raise UsageError("--heldout-fraction must be > 0")
-        path = C.resolve_init(a.model) if a.model != "scratch" else None
+        path = C.resolve_init(a.model, flag="") if a.model != "scratch" else None
         if path is None:
             raise UsageError("scratch: not a model")
         try:
@@ -668,7 +790,8 @@ def eval_main(argv: Optional[list[str]] = None, prog: str = "eval_mlm.py", doc: 
         if a.max_length > model.config.max_position_embeddings:
             raise UsageError(f"--max-length {a.max_length}: the model has {model.config.max_position_embeddings} "
                              "positions")
-        docs = load_documents(a.text or (), a.corpus or (), a.text_field, a.limit_documents)
+        docs = load_documents(a.text or (), a.corpus or (), a.text_field, a.limit_documents, a.dataset or (),
+                              a.train_split)
         split = split_heldout(docs.texts, a.heldout_fraction)
         sets = make_eval_sets("mlm", tokenizer, split.heldout, a.max_length, a.mask_prob, a.eval_seed,
                               a.max_eval_sequences, a.eval_batch_size)

@@ -11,13 +11,14 @@ and evaluates one recipe; :func:`main` is the command line.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from ..config import DECODER_INITS, DIFFUSION_MASKS, OBJECTIVES, SCHEMES, TASKS
 from ..data.datasets import NAMED_DATASETS
@@ -27,9 +28,11 @@ from .common import UsageError, flag
 PROG = "train_summarization.py"
 FINAL = "final"
 WARMUP_DIR = "mlm-warmup"
+ENCODE_BATCH = 1000  # pairs tokenized at a time
+WARMUP_MAX_DOCUMENTS = 20_000  # the MLM warm-up reads at most this many training sources (a few epochs' worth)
 # what a run writes into its output directory (removed by --overwrite; nothing else is touched)
 RUN_ARTIFACTS = (FINAL, C.TOKENIZER_DIR, C.RUN_CONFIG, "log.jsonl", "loss.png", "metrics.json",
-                 "predictions.jsonl", WARMUP_DIR)
+                 "predictions.jsonl", WARMUP_DIR, "tensorboard")
 
 
 @dataclass
@@ -37,10 +40,15 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
     """Every setting of a seq2seq fine-tuning run; each field is a flag of train_summarization.py."""
 
     # data
-    dataset: Optional[str] = flag("bbc-headlines", "named dataset", group="data", choices=NAMED_DATASETS)
-    train: Optional[str] = flag(None, 'training pairs: JSONL ({"source": ..., "target": ...} a line), CSV or '
-                                      "TSV with a header; replaces --dataset", group="data")
-    validation: Optional[str] = flag(None, "validation pairs, same format (with --train)", group="data")
+    dataset: Optional[str] = flag("bbc-headlines", f"a built-in dataset ({', '.join(NAMED_DATASETS)}), a `datasets` "
+                                                   "hub name NAME[:CONFIG] (cnn_dailymail:3.0.0), a directory written "
+                                                   "by save_to_disk, or data files (parquet, JSONL, CSV, ...)",
+                                  group="data")
+    train_split: str = flag("train", "--dataset's split to train on", group="data")
+    validation_split: str = flag("validation", "--dataset's split to evaluate on", group="data")
+    train: Optional[str] = flag(None, 'training pairs: JSONL ({"source": ..., "target": ...} a line), JSON, CSV or '
+                                      "TSV with a header, parquet or arrow; replaces --dataset", group="data")
+    validation: Optional[str] = flag(None, "validation pairs, same formats (with --train)", group="data")
     source_field: str = flag("source", "field / column of the source text", group="data")
     target_field: str = flag("target", "field / column of the target text", group="data")
     limit_train: Optional[int] = flag(None, "use the first N training pairs", group="data", min=1)
@@ -166,61 +174,80 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
                 "no_repeat_content_words": self.no_repeat_content_words, "length_penalty": self.length_penalty}
 
     def default_output_dir(self) -> Path:
-        return Path("runs") / (self.dataset or Path(self.train or "summarization").stem)
+        from ..data.sources import describe
+        return Path("runs") / describe(self.train or self.dataset or "summarization")
 
 
 # --------------------------------------------------------------------------- data
 @dataclass
 class PairData:
-    train: list[dict]
+    train: Any  # genbert.data.sources.PairSplit: {"id", "source", "target"} records, read in batches
     validation: list[dict]
-    skipped: dict[str, int] = field(default_factory=dict)  # file -> empty records skipped
+    skipped: dict[str, int] = field(default_factory=dict)  # where -> empty records skipped
     name: str = ""
     task: str = "summarization"  # "translation" for translation datasets (scored with BLEU/chrF)
 
 
 def load_data(recipe: Seq2SeqRecipe, need_validation: bool = True) -> PairData:
-    """Files (``--train``/``--validation``: JSONL/CSV/TSV) or a named dataset's train/validation splits."""
-    from ..data.datasets import dataset_task, load_named, read_pairs
+    """Files (``--train``/``--validation``) or ``--dataset``'s ``--train-split``/``--validation-split``
+    (any data spec of :mod:`genbert.data.sources`). The training pairs stay where datasets keeps
+    them (read in batches); the validation pairs, which are generated for, are a list."""
+    from ..data.datasets import dataset_task
+    from ..data.sources import describe, pair_split
+    fields = (recipe.source_field, recipe.target_field)
     if recipe.train is not None:
-        recs, skipped = read_pairs(recipe.train, recipe.source_field, recipe.target_field)
-        data = PairData(recs, [], {str(recipe.train): skipped} if skipped else {}, Path(recipe.train).stem)
+        train = pair_split(recipe.train, "train", *fields, flag="--train", limit=recipe.limit_train)
+        data = PairData(train, [], {}, describe(recipe.train))
+        where = {"train": str(recipe.train), "validation": str(recipe.validation)}
         if recipe.validation is not None:
-            vrecs, vskipped = read_pairs(recipe.validation, recipe.source_field, recipe.target_field)
-            data.validation = vrecs
-            if vskipped:
-                data.skipped[str(recipe.validation)] = vskipped
+            validation = pair_split(recipe.validation, "train", *fields, flag="--validation", id_prefix="validation",
+                                    limit=recipe.limit_eval)
+            data.validation = list(validation)
+            if validation.skipped:
+                data.skipped[where["validation"]] = validation.skipped
         elif need_validation:
             raise UsageError("--train needs --validation for evaluation (or pass --no-eval)")
-        for split, recs in (("train", data.train), ("validation", data.validation)):
-            for i, r in enumerate(recs):
-                r.setdefault("id", f"{split}:{i}")
     else:
         name = recipe.dataset or "bbc-headlines"
-        try:
-            data = PairData(load_named(name, "train", seed=0),
-                            load_named(name, "validation", seed=0) if need_validation else [], {}, name,
-                            dataset_task(name))
-        except ModuleNotFoundError as e:
-            raise UsageError(f"--dataset {name}: {e}") from None
-        except ValueError as e:
-            raise UsageError(f"--dataset: {e}") from None
-    if recipe.limit_train is not None:
-        data.train = data.train[:recipe.limit_train]
-    if recipe.limit_eval is not None:
-        data.validation = data.validation[:recipe.limit_eval]
+        train = pair_split(name, recipe.train_split, *fields, split_flag="--train-split", limit=recipe.limit_train)
+        data = PairData(train, [], {}, describe(name), dataset_task(name))
+        where = {"train": f"{name} ({recipe.train_split})"}
+        if need_validation:
+            validation = pair_split(name, recipe.validation_split, *fields, split_flag="--validation-split",
+                                    limit=recipe.limit_eval)
+            data.validation = list(validation)
+            if validation.skipped:
+                data.skipped[f"{name} ({recipe.validation_split})"] = validation.skipped
+    len(train)  # counts the pairs with an empty side too
+    if train.skipped:
+        data.skipped = {where["train"]: train.skipped, **data.skipped}
     return data
 
 
-def encode_pairs(tokenizer, records: Sequence[dict], max_source_length: int,
+def encode_pairs(tokenizer, records: Iterable[dict], max_source_length: int,
                  max_target_length: int) -> list[tuple[list[int], list[int]]]:
     """(source ids, target ids) without special tokens, cut so that ``[CLS] src [SEP]`` has at most
-    ``max_source_length`` tokens and ``tgt [SEP]`` at most ``max_target_length``."""
+    ``max_source_length`` tokens and ``tgt [SEP]`` at most ``max_target_length``. The records are
+    read a batch at a time: only the (cut) ids of a large dataset are held."""
+    out: list[tuple[list[int], list[int]]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        src = tokenizer.batch_encode([r["source"] for r in records], max_length=max_source_length - 2)
-        tgt = tokenizer.batch_encode([r["target"] for r in records], max_length=max_target_length - 1)
-    return list(zip(src, tgt))
+        for batch in _batched(records, ENCODE_BATCH):
+            src = tokenizer.batch_encode([r["source"] for r in batch], max_length=max_source_length - 2)
+            tgt = tokenizer.batch_encode([r["target"] for r in batch], max_length=max_target_length - 1)
+            out += zip(src, tgt)
+    return out
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def make_collator(recipe: Seq2SeqRecipe, tokenizer):
@@ -256,7 +283,8 @@ def check_lengths(model, recipe: Seq2SeqRecipe) -> None:
 # --------------------------------------------------------------------------- MLM warm-up
 def mlm_warmup(model, tokenizer, texts: Sequence[str], steps: int, new_params: frozenset, output_dir: Path,
                seed: int, device: Optional[str], progress: bool, batch_size: int = 16, max_length: int = 128,
-               lr: float = 1e-4, later_s: Optional[Callable[[float], float]] = None) -> dict[str, Any]:
+               lr: float = 1e-4, later_s: Optional[Callable[[float], float]] = None,
+               on_log: Optional[Callable[[dict], None]] = None) -> dict[str, Any]:
     """MLM on ``texts`` (the training sources) for ``steps`` steps, in place, before seq2seq training.
 
     Chunks of ``max_length`` tokens, 15% masked 80/10/10, a bidirectional (explicit) mask whatever
@@ -281,7 +309,7 @@ def mlm_warmup(model, tokenizer, texts: Sequence[str], steps: int, new_params: f
         shutil.rmtree(output_dir)
     barrier(dinfo)
     trainer = Trainer(model, chunks, collate, config, output_dir, lengths=[len(c) + 2 for c in chunks],
-                      later_s=later_s)
+                      later_s=later_s, on_log=on_log)
     summary = trainer.train()
     if dinfo.is_main:
         for ckpt in output_dir.glob("checkpoint-*"):  # the seq2seq checkpoints hold these weights anyway
@@ -350,7 +378,7 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
     """Train and evaluate one recipe into ``opts.output_dir`` (already chosen). Returns what the
     run measured: {"output_dir", "final", "parameters", "train": Trainer summary, "warmup_s",
     "scores", "baselines", "decode", "task", "num_examples"} (scores None without evaluation)."""
-    from ..io import atomic_dir, write_json
+    from ..io import write_json
     from ..textgen import TextGenerator
     from ..training import Trainer, init_distributed
 
@@ -401,8 +429,11 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
     trainer.later_s = lambda rate: eval_tokens / rate if rate else 0.0
 
     # ---- from here on the output directory is written
+    tracker = None
     if main:
         C.prepare_output_dir(out, opts.overwrite, RUN_ARTIFACTS)
+        tracker = C.tracker(opts, out, ckpt)
+        trainer.on_log = tracker
         if built.trained_tokenizer:
             tokenizer.save(out / C.TOKENIZER_DIR)
         C.write_run_config(out, recipe)
@@ -412,9 +443,11 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
             log(f"MLM warm-up: {warmup} steps on the training sources, so that the new MLM head predicts tokens "
                 f"before seq2seq training (writing {out / WARMUP_DIR})")
         t0 = time.perf_counter()
-        w = mlm_warmup(model, tokenizer, [r["source"] for r in data.train], warmup, built.new_params,
+        sources = [r["source"] for r in itertools.islice(data.train, WARMUP_MAX_DOCUMENTS)]
+        w = mlm_warmup(model, tokenizer, sources, warmup, built.new_params,
                        out / WARMUP_DIR, recipe.seed, opts.device, not opts.no_progress,
-                       later_s=lambda rate: (train_tokens + eval_tokens) / rate if rate else 0.0)
+                       later_s=lambda rate: (train_tokens + eval_tokens) / rate if rate else 0.0,
+                       on_log=tracker.child("mlm_warmup/") if tracker is not None else None)
         warmup_s = time.perf_counter() - t0
         if main and w.get("final_loss") is not None:
             log(f"MLM warm-up done in {w['elapsed_s']:.0f}s, final loss {w['final_loss']:.4f}")
@@ -430,6 +463,23 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
                               "num_examples": len(data.validation)}
     if not main:
         return result
+    try:
+        _finish(recipe, opts, data, task, summary, model, tokenizer, settings, trainer, result, evaluate_at_end,
+                keep_checkpoints, tracker, log)
+    finally:
+        if tracker is not None:
+            tracker.close()
+    return result
+
+
+def _finish(recipe: Seq2SeqRecipe, opts: C.RunOptions, data: PairData, task: str, summary: dict[str, Any], model,
+            tokenizer, settings: dict[str, Any], trainer, result: dict[str, Any], evaluate_at_end: bool,
+            keep_checkpoints: bool, tracker, log: Callable[[str], None]) -> None:
+    """After training (main process): the final model with its card, the evaluation, the report."""
+    from ..hub import write_model_card
+    from ..io import atomic_dir
+    from ..textgen import TextGenerator
+    out = Path(opts.output_dir)
     if summary["final_loss"] is not None:
         log(f"trained {summary['steps']} steps in {summary['elapsed_s']:.0f}s "
             f"({summary['tokens_per_s']:.0f} tokens/s), final loss {summary['final_loss']:.4f}")
@@ -437,7 +487,8 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
         for c in out.glob("checkpoint-*"):
             shutil.rmtree(c, ignore_errors=True)
     generator = TextGenerator(model, tokenizer, settings, device=trainer.device)
-    atomic_dir(out / FINAL, generator.save_pretrained)
+    card = C.card_fields(recipe.init, recipe.dataset if recipe.train is None else recipe.train, task, recipe)
+    atomic_dir(out / FINAL, lambda d: generator.save_pretrained(d, card))
     if evaluate_at_end:
         preds, scores, baselines, decode = evaluate(generator, data.validation, recipe.eval_batch_size,
                                                     progress=not opts.no_progress, task=task)
@@ -445,7 +496,12 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
                 "model": str(out / FINAL), "init": recipe.init, "train_steps": summary["steps"],
                 "train_loss": summary["final_loss"]}
         write_evaluation(out, data.validation, preds, scores, baselines, meta)
+        split = recipe.validation_split if recipe.train is None else "validation"
+        write_model_card(out / FINAL, model.config.to_dict(), settings=settings, scores=scores, baselines=baselines,
+                         evaluated_on=f"the {split} split ({len(data.validation)} examples)", **card)
         result.update(scores=scores, baselines=baselines, decode=decode, predictions=preds)
+        if tracker is not None:
+            tracker.log_scores(summary["steps"], scores, "final")
         log("")
         log(C.format_table(scores, baselines))
         log("")
@@ -455,7 +511,6 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
             log("")
         log(f"wrote {out / 'metrics.json'} and {out / 'predictions.jsonl'}")
     log(f"model saved to {out / FINAL} (load it with genbert.TextGenerator.from_pretrained)")
-    return result
 
 
 # --------------------------------------------------------------------------- command line
@@ -488,8 +543,8 @@ def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> i
 
     def body() -> int:
         explicit = C.explicit_values(args, Seq2SeqRecipe)
-        for k in ("train", "validation"):
-            if explicit.get(k) is not None:
+        for k in ("train", "validation", "dataset"):  # a local path still names the data after a cd (--resume)
+            if explicit.get(k) is not None and (k != "dataset" or Path(explicit[k]).exists()):
                 explicit[k] = str(Path(explicit[k]).resolve())
         opts = C.run_options(args)
         out = output_dir_for(Seq2SeqRecipe.resolve(explicit), opts)
