@@ -106,13 +106,16 @@ class GenBert(nn.Module):
     def build_mask(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                    token_type_ids: Optional[Tensor] = None, scheme: Optional[str] = None) -> Optional[Tensor]:
         """bool (B, T, T): the configured scheme's mask, or `attention_mask` itself if it is 3-D;
-        None when every token may see every token (no mask needed)."""
+        None when every token may see every token (no mask needed); `masks.CAUSAL` for the causal
+        scheme without padding (SDPA's causal flag)."""
         if attention_mask is not None and attention_mask.dim() == 3:
             return attention_mask.bool()
-        # the shortcut only where testing it costs no device-to-host sync
-        if (scheme or self.config.mask_scheme) == "bidirectional" and (
-                attention_mask is None or (attention_mask.device.type == "cpu" and bool(attention_mask.all()))):
+        # the shortcuts only where testing them costs no device-to-host sync
+        no_padding = attention_mask is None or (attention_mask.device.type == "cpu" and bool(attention_mask.all()))
+        if (scheme or self.config.mask_scheme) == "bidirectional" and no_padding:
             return None  # every token sees every token: attention needs no mask
+        if (scheme or self.config.mask_scheme) == "causal" and no_padding:
+            return masks.CAUSAL
         return masks.build_mask(scheme or self.config.mask_scheme, input_ids, attention_mask, token_type_ids)
 
     # ------------------------------------------------------------------ forward
@@ -227,7 +230,11 @@ class GenBert(nn.Module):
         self.check_input_ids(decoder_input_ids, "decoder_input_ids")
         memory = self.encode(input_ids, attention_mask, token_type_ids)
         b, t = decoder_input_ids.shape
-        self_mask = masks.causal(decoder_input_ids, decoder_attention_mask)
+        dam = decoder_attention_mask
+        if dam is None or (dam.device.type == "cpu" and bool(dam.all())):  # no padding: SDPA's causal flag
+            self_mask = masks.CAUSAL
+        else:
+            self_mask = masks.causal(decoder_input_ids, dam)
         cross_mask = masks.cross(attention_mask, b, t, memory.shape[1], memory.device)
         hidden = self.decoder(decoder_input_ids, self_mask, memory, cross_mask)
         if labels is not None:  # padding in the labels never counts
