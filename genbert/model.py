@@ -235,7 +235,10 @@ class GenBert(nn.Module):
             self_mask = masks.CAUSAL
         else:
             self_mask = masks.causal(decoder_input_ids, dam)
-        cross_mask = masks.cross(attention_mask, b, t, memory.shape[1], memory.device)
+        if attention_mask is None or (attention_mask.device.type == "cpu" and bool(attention_mask.all())):
+            cross_mask = None  # every source token is real: no mask to apply
+        else:
+            cross_mask = masks.cross(attention_mask, b, t, memory.shape[1], memory.device)
         hidden = self.decoder(decoder_input_ids, self_mask, memory, cross_mask)
         if labels is not None:  # padding in the labels never counts
             labels = labels.masked_fill(labels == self.config.pad_token_id, -100)
