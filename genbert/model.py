@@ -38,6 +38,8 @@ class GenBert(nn.Module):
     `config.decoder` set, the encoder reads the source bidirectionally and the decoder writes.
     """
 
+    quantized: Optional[str] = None  # "int8" on a copy made by `quantize`
+
     def __init__(self, config: GenBertConfig):
         super().__init__()
         self.config = config
@@ -280,6 +282,13 @@ class GenBert(nn.Module):
         from .generation import generate
         return generate(self, input_ids, attention_mask, token_type_ids, **kwargs)
 
+    def quantize(self, dtype: str = "int8") -> "GenBert":
+        """A new model whose linear layers and vocabulary projection have int8 weights (dynamic
+        int8 activations, PyTorch's fbgemm/x86 kernels) for fast CPU decoding; this model is
+        untouched. Inference only: the copy is neither trained nor saved. See genbert/quantize.py."""
+        from .quantize import quantize
+        return quantize(self, dtype)
+
     # ------------------------------------------------------------------ misc
     def gradient_checkpointing_enable(self) -> None:
         self.encoder.gradient_checkpointing = True
@@ -316,6 +325,9 @@ class GenBert(nn.Module):
     def save_pretrained(self, path: str | os.PathLike, format: str = "genbert") -> None:
         """Write config.json + model.safetensors atomically (`format="transformers"` writes a
         directory that transformers' BertForPreTraining / EncoderDecoderModel loads)."""
+        if self.quantized:
+            raise ValueError(f"a {self.quantized}-quantized model is not saved: save the float32 model and "
+                             f"quantize it after loading")
         if format == "transformers":
             convert.save_transformers(self.config, dict(self.named_parameters(remove_duplicate=False)), path)
         elif format == "genbert":

@@ -17,6 +17,7 @@ from .tokenization import Tokenizer
 logger = logging.getLogger(__name__)  # quiet: logging.getLogger("genbert").setLevel(logging.ERROR)
 
 SETTINGS_FILE = "generation.json"
+DTYPES = (None, "float32", "int8")  # weights a TextGenerator decodes with (None = as stored: float32)
 GENERATION_KEYS = ("num_beams", "max_new_tokens", "min_new_tokens", "length_penalty", "no_repeat_ngram_size",
                    "repetition_penalty", "early_stopping", "do_sample", "temperature", "top_k", "top_p",
                    "steps", "order", "remask", "block_length")  # the last four: diffusion (bidirectional)
@@ -66,9 +67,20 @@ class TextGenerator:
             raise ValueError("tokenizer special ids ([CLS], [SEP], [PAD]) differ from the model config's")
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: Optional[str] = None) -> "TextGenerator":
+    def from_pretrained(cls, path: str | os.PathLike, device: Optional[str] = None,
+                        dtype: Optional[str] = None) -> "TextGenerator":
+        """Load a model directory. ``dtype="int8"`` decodes with int8 weights on CPU
+        (`GenBert.quantize`); None or "float32" keeps the stored float32 weights."""
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(map(str, DTYPES))}, got {dtype!r}")
+        if dtype == "int8":
+            if device is not None and torch.device(device).type != "cpu":
+                raise ValueError(f"dtype='int8' decodes on CPU, not on {device}")
+            device = "cpu"
         path = Path(path)
         model = GenBert.from_pretrained(path)
+        if dtype == "int8":
+            model = model.quantize("int8")
         tokenizer = Tokenizer.from_dir(path)
         settings = {}
         if (path / SETTINGS_FILE).exists():
