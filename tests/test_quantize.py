@@ -162,3 +162,20 @@ def test_benchmark_cli_dtype_int8(model_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
     assert res["settings"]["dtype"] == "int8" and "rougeL" in json.dumps(res["scores"])
+
+
+def test_bench_int8_script_reports_quality_and_identical_share(model_dir, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_int8.py"), str(model_dir / "m"),
+                        "--data", str(model_dir / "data.jsonl"), "--task", "summarization", "--threads", "1",
+                        "--tolerance", "100", "--output-dir", str(tmp_path), "--name", "tiny"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "int8_quality_tiny.json").read_text())
+    assert res["num_examples"] == 4 and res["main_metric"] == "rougeL" and res["within_tolerance"]
+    assert set(res["scores"]) == {"float32", "int8"} and 0.0 <= res["identical_outputs"] <= 1.0
+    assert res["delta"] == pytest.approx(res["scores"]["int8"]["rougeL"] - res["scores"]["float32"]["rougeL"])
+    assert "int8 - float32" in (tmp_path / "int8_quality_tiny.md").read_text()
+    strict = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_int8.py"), str(model_dir / "m"),
+                             "--data", str(model_dir / "data.jsonl"), "--task", "summarization", "--threads", "1",
+                             "--tolerance", "-1", "--output-dir", str(tmp_path)], capture_output=True, text=True)
+    assert strict.returncode == 1  # outside the tolerance: exit status 1
