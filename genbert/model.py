@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import convert, masks
+from . import convert, flex, masks
 from .cache import KVCache
 from .config import GenBertConfig
 from .decoder import Decoder
@@ -39,6 +39,8 @@ class GenBert(nn.Module):
     """
 
     quantized: Optional[str] = None  # "int8" on a copy made by `quantize`
+    # "flex": build_mask returns FlexAttention block masks (genbert/flex.py), for GPUs; "sdpa": boolean masks
+    attention_backend: str = "sdpa"
 
     def __init__(self, config: GenBertConfig):
         super().__init__()
@@ -112,6 +114,10 @@ class GenBert(nn.Module):
         scheme without padding (SDPA's causal flag)."""
         if attention_mask is not None and attention_mask.dim() == 3:
             return attention_mask.bool()
+        name = scheme or self.config.mask_scheme
+        if self._use_flex() and name in flex.MODS:
+            b, t = input_ids.shape[:2]
+            return flex.block_mask(flex.MODS[name](input_ids, attention_mask, token_type_ids), b, t, input_ids.device)
         # the shortcuts only where testing them costs no device-to-host sync
         no_padding = attention_mask is None or (attention_mask.device.type == "cpu" and bool(attention_mask.all()))
         if (scheme or self.config.mask_scheme) == "bidirectional" and no_padding:
@@ -119,6 +125,19 @@ class GenBert(nn.Module):
         if (scheme or self.config.mask_scheme) == "causal" and no_padding:
             return masks.CAUSAL
         return masks.build_mask(scheme or self.config.mask_scheme, input_ids, attention_mask, token_type_ids)
+
+    def _use_flex(self) -> bool:
+        """Block masks when asked for; not while training with attention dropout (FlexAttention has
+        none), nor with gradients on CPU (FlexAttention has no CPU backward)."""
+        if self.attention_backend == "sdpa":
+            return False
+        if self.attention_backend != "flex":
+            raise ValueError(f"attention_backend must be 'sdpa' or 'flex', got {self.attention_backend!r}")
+        if not flex.available():
+            raise RuntimeError("attention_backend='flex' needs torch.nn.attention.flex_attention (torch >= 2.5)")
+        if self.device.type == "cpu" and torch.is_grad_enabled():
+            return False
+        return not (self.training and self.config.attention_probs_dropout_prob > 0)
 
     # ------------------------------------------------------------------ forward
     def forward(self, input_ids: Tensor, token_type_ids: Optional[Tensor] = None,
@@ -235,6 +254,8 @@ class GenBert(nn.Module):
         dam = decoder_attention_mask
         if dam is None or (dam.device.type == "cpu" and bool(dam.all())):  # no padding: SDPA's causal flag
             self_mask = masks.CAUSAL
+        elif self._use_flex():
+            self_mask = flex.block_mask(flex.causal_mod(decoder_input_ids, dam), b, t, decoder_input_ids.device)
         else:
             self_mask = masks.causal(decoder_input_ids, dam)
         if attention_mask is None or (attention_mask.device.type == "cpu" and bool(attention_mask.all())):

@@ -4,7 +4,9 @@
 #      cached == uncached on CUDA, bf16 training smoke steps),
 #   2. decoding against transformers on CUDA (greedy and beam 4; float32 with identical tokens,
 #      then bf16)            -> generate_cuda.md, generate_bf16_cuda.md
-#   3. the MLM and seq2seq training steps in bf16 with model FLOPs utilisation (MFU), at
+#   3. attention under the prefix, pseudo-mask, diffusion and causal layouts: SDPA with boolean
+#      masks vs FlexAttention block masks vs SDPA's causal flag  -> attention_cuda.md
+#   4. the MLM and seq2seq training steps in bf16 with model FLOPs utilisation (MFU), at
 #      all-MiniLM-L6 and bert-base sizes
 #                            -> mlm_step_bf16_cuda.md, mlm_step_bert-base_bf16_cuda.md,
 #                               seq2seq_step_bf16_cuda.md, seq2seq_step_bert-base_bf16_cuda.md
@@ -97,9 +99,9 @@ if [ "$SMOKE" = "1" ]; then
   GEN_ARGS="--size tiny --batch 2 --source-length 24 --new-tokens 4 --repeats 1 --threads 1 --no-int8 --no-ctranslate2"
   STEP_ARGS="--threads 1 --steps 1"
   MLM_SHAPE="--batch 2 --seq 16 --no-memory"; S2S_SHAPE="--batch 2 --source-length 12 --target-length 6"
-  GEN_SFX="_tiny"
+  GEN_SFX="_tiny"; ATT_ARGS="--batch 2 --length 32 --heads 2 --head-dim 8 --repeats 1"
 else
-  GEN_SFX=""
+  GEN_SFX=""; ATT_ARGS=""
   GEN_ARGS="--repeats 3"
   STEP_ARGS="--steps 10"
   MLM_SHAPE=""; S2S_SHAPE=""
@@ -115,7 +117,11 @@ run "decoding float32" 150 "generate${GEN_SFX}_$TAG.md" transformers -- \
 run "decoding bf16" 120 "generate${GEN_SFX}_bf16_$TAG.md" transformers -- \
   "$PY" scripts/bench_generate.py --device "$DEV" --dtype bfloat16 $GEN_ARGS --no-prefix --output-dir "$OUT"
 
-# 3. training steps in bf16, with MFU
+# 3. attention under the prefix, pseudo-mask, diffusion and causal layouts: boolean SDPA vs FlexAttention block masks
+run "attention layouts" 120 "attention_$TAG.md" -- \
+  "$PY" scripts/bench_attention.py --device "$DEV" $ATT_ARGS --output-dir "$OUT"
+
+# 4. training steps in bf16, with MFU
 for size in $SIZES; do
   shape_mlm="$MLM_SHAPE"; shape_s2s="$S2S_SHAPE"; sfx=""
   if [ "$size" = "bert-base" ]; then shape_mlm="--batch 32 --seq 512"; shape_s2s="--batch 64 --source-length 256 --target-length 64"; fi

@@ -162,3 +162,31 @@ def test_causal_flag_equals_the_boolean_mask_on_cuda():
     ids = torch.zeros(3, 11, dtype=torch.long, device="cuda")
     with torch.no_grad():
         torch.testing.assert_close(att(x, masks.CAUSAL), att(x, masks.causal(ids)), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["causal", "prefix", "encoder-decoder"])
+def test_flex_block_masks_match_sdpa_on_cuda(kind):
+    """attention_backend="flex" (compiled FlexAttention, block masks) gives the boolean masks'
+    logits and tokens on CUDA, forward and backward."""
+    from genbert import flex
+    if not flex.available():
+        pytest.skip("no torch.nn.attention.flex_attention")
+    torch.manual_seed(0)
+    model = GenBert(tiny_config(**KINDS[kind])).cuda().eval()
+    ids, am = _cuda(*padded_batch([9, 6, 3], low=5))
+    tt = (torch.arange(9, device="cuda") >= 4).long().expand(3, 9)
+    kw = dict(labels=torch.tensor([[5, 6, 7, 2], [8, 2, -100, -100], [9, 10, 2, -100]]).cuda()) \
+        if kind == "encoder-decoder" else dict(token_type_ids=tt, labels=ids.masked_fill(am == 0, -100))
+    ref = model(ids, attention_mask=am, **kw)
+    ref.loss.backward()
+    ref_grad = model.embeddings.word.weight.grad.clone()
+    model.zero_grad(set_to_none=True)
+    model.attention_backend = "flex"
+    out = model(ids, attention_mask=am, **kw)
+    out.loss.backward()
+    torch.testing.assert_close(out.loss, ref.loss, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(model.embeddings.word.weight.grad, ref_grad, atol=1e-4, rtol=1e-3)
+    with torch.no_grad():
+        a = model.generate(ids, am, max_new_tokens=6, num_beams=2)
+        model.attention_backend = "sdpa"
+        assert torch.equal(model.generate(ids, am, max_new_tokens=6, num_beams=2), a)

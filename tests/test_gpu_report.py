@@ -32,10 +32,12 @@ def test_smoke_run_on_cpu_writes_every_table(tmp_path):
     r = _run(out, GPU_REPORT_SMOKE="1")
     assert r.returncode == 0, r.stdout + r.stderr
     summary = (out / "gpu_report_cpu.md").read_text()
-    steps = ["CUDA tests", "decoding float32", "decoding bf16", "MLM step bf16 tiny", "seq2seq step bf16 tiny"]
+    steps = ["CUDA tests", "decoding float32", "decoding bf16", "attention layouts", "MLM step bf16 tiny",
+             "seq2seq step bf16 tiny"]
     for step in steps:
         assert f"| {step} | ok |" in summary, summary
-    for name in ("generate_tiny_cpu", "generate_tiny_bf16_cpu", "mlm_step_tiny_bf16_cpu", "seq2seq_step_tiny_bf16_cpu"):
+    for name in ("generate_tiny_cpu", "generate_tiny_bf16_cpu", "attention_cpu", "mlm_step_tiny_bf16_cpu",
+                 "seq2seq_step_tiny_bf16_cpu"):
         assert (out / f"{name}.md").is_file() and (out / f"{name}.json").is_file()
         assert f"{name}.md" in summary or name.startswith("generate")
     assert "## Headline figures" in summary and "MFU" in summary
