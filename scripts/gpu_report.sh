@@ -130,7 +130,7 @@ for size in $SIZES; do
     "$PY" scripts/bench_mlm_step.py --device "$DEV" --dtype bfloat16 --size "$size" $shape_mlm $STEP_ARGS \
     --output-dir "$OUT"
   run "seq2seq step bf16 $size" 90 "seq2seq_step${sfx}_bf16_$TAG.md" transformers -- \
-    "$PY" scripts/bench_seq2seq_step.py --device "$DEV" --dtype bfloat16 --size "$size" $shape_s2s $STEP_ARGS \
+    "$PY" scripts/bench_seq2seq_step.py --device "$DEV" --dtype bfloat16 --size "$size" --fused $shape_s2s $STEP_ARGS \
     --output-dir "$OUT"
 done
 

@@ -62,3 +62,11 @@ def test_bench_seq2seq_step_script_checks_parity(tmp_path):
     assert set(res["median_step_s"]) == {"transformers", "genbert", "genbert prefix (pseudo-mask)"}
     assert all(v > 0 for v in res["flops_per_step"].values())
     assert "Loss parity" in (tmp_path / "seq2seq_step_tiny_cpu.md").read_text()
+
+
+def test_trainer_optimizer_is_the_fused_adamw():
+    """genbert's Trainer steps AdamW with the fused kernel where every parameter allows it."""
+    from genbert.training import TrainConfig, build_optimizer
+    from conftest import tiny_config
+    opt = build_optimizer(GenBert(tiny_config()), TrainConfig())
+    assert opt.defaults["fused"] is True
