@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-beams", type=int)
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--no-repeat-ngram-size", type=int)
+    p.add_argument("--no-repeat-word-ngram-size", type=int, help="never repeat a word n-gram of this size")
+    p.add_argument("--no-repeat-content-words", action="store_const", const=True,
+                   help="never repeat a content word within one output")
     p.add_argument("--length-penalty", type=float)
     p.add_argument("--do-sample", action="store_true", help="sample (with one beam unless --num-beams says more)")
     p.add_argument("--temperature", type=float)
@@ -56,6 +59,7 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "num_beams": (lambda v: v >= 1, "must be >= 1"),
     "max_new_tokens": (lambda v: v >= 1, "must be >= 1"),
     "no_repeat_ngram_size": (lambda v: v >= 0, "must be >= 0"),
+    "no_repeat_word_ngram_size": (lambda v: v >= 0, "must be >= 0"),
     "length_penalty": (math.isfinite, "must be a finite number"),
     "temperature": (lambda v: math.isfinite(v) and v > 0, "must be > 0"),
     "top_k": (lambda v: v >= 0, "must be >= 0"),
@@ -197,6 +201,8 @@ def run(a: argparse.Namespace) -> None:
         fail(msg if a.model in msg else f"{a.model}: {msg}")
     kw = {k: v for k, v in dict(num_beams=a.num_beams, max_new_tokens=a.max_new_tokens,
                                 no_repeat_ngram_size=a.no_repeat_ngram_size, length_penalty=a.length_penalty,
+                                no_repeat_word_ngram_size=a.no_repeat_word_ngram_size,
+                                no_repeat_content_words=a.no_repeat_content_words,
                                 temperature=a.temperature, top_k=a.top_k, top_p=a.top_p).items() if v is not None}
     if a.do_sample:
         kw.setdefault("num_beams", 1)  # a stored beam setting does not turn sampling into beam sampling

@@ -4,7 +4,9 @@ A *state* turns the generated tokens so far into next-token logits, through the 
 step (or a full forward when use_cache=False); *strategies* (greedy, sampling, beam search) pick
 tokens from the scores. Scores follow transformers' convention: log-softmax over the vocabulary,
 then the constraints on those log-probabilities, no renormalising; beam scores are running sums.
-Repetition penalty and n-gram blocking look at the generated tokens only (never the source).
+Repetition penalty and n-gram blocking look at the generated tokens only (never the source); the
+word-level options (`no_repeat_word_ngram_size`, `no_repeat_content_words`) see the words those
+tokens make, through the tokenizer's `genbert.words.WordVocab`.
 
 Encoder-only bidirectional models (BERT itself) generate by masked diffusion (`DiffusionState`,
 `diffusion_sample`): a block of [MASK]s after the source, unmasked over a few full passes.
@@ -12,18 +14,19 @@ Encoder-only bidirectional models (BERT itself) generate by masked diffusion (`D
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from . import masks, packing
+from .words import WordVocab
 
 NEG = -1.0e9
 # masked diffusion: which still-masked tokens a step commits first
 DIFFUSION_ORDERS = ("confidence", "random", "left-to-right")
-DIFFUSION_ARGS = ("steps", "order", "remask", "block_length")
+DIFFUSION_ARGS = ("steps", "order", "remask", "block_length", "on_step")
 
 
 @dataclass
@@ -38,6 +41,10 @@ class GenerationConfig:
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     length_penalty: float = 1.0
+    # word-level repeat blocking on the words a reader sees (see genbert.words); both need word_vocab
+    no_repeat_word_ngram_size: int = 0
+    no_repeat_content_words: bool = False
+    word_vocab: Optional[WordVocab] = None
     early_stopping: bool | str = False
     eos_token_id: Optional[int] = None
     pad_token_id: Optional[int] = None
@@ -52,6 +59,8 @@ class GenerationConfig:
     order: Optional[str] = None
     remask: Optional[bool] = None
     block_length: Optional[int] = None
+    # diffusion: called after every denoising pass with the (B, max_new_tokens) tokens so far ([MASK] where masked)
+    on_step: Optional[Callable[[Tensor], None]] = None
 
     def validate(self) -> None:
         def need(ok: bool, name: str, what: str) -> None:
@@ -67,6 +76,12 @@ class GenerationConfig:
         need(self.repetition_penalty > 0, "repetition_penalty", "must be > 0")
         need(isinstance(self.no_repeat_ngram_size, int) and self.no_repeat_ngram_size >= 0,
              "no_repeat_ngram_size", "must be an int >= 0")
+        need(isinstance(self.no_repeat_word_ngram_size, int) and self.no_repeat_word_ngram_size >= 0,
+             "no_repeat_word_ngram_size", "must be an int >= 0")
+        need(isinstance(self.no_repeat_content_words, bool), "no_repeat_content_words", "must be True or False")
+        for name in ("no_repeat_word_ngram_size", "no_repeat_content_words"):
+            need(not getattr(self, name) or self.word_vocab is not None, name,
+                 "needs word_vocab=genbert.words.WordVocab.from_tokenizer(tokenizer) (TextGenerator passes it)")
         need(self.early_stopping in (True, False, "never"), "early_stopping", "must be True, False or 'never'")
         need(not (self.do_sample and self.num_beams > 1), "num_beams", "beam sampling is not supported; use do_sample with num_beams=1")
         n = self.max_new_tokens
@@ -284,6 +299,17 @@ def apply_constraints(logp: Tensor, generated: Tensor, cfg: GenerationConfig, eo
             banned_rows, w = hit.nonzero(as_tuple=True)
             banned_toks = windows[banned_rows, w, -1]
         logp = logp.index_put((banned_rows.to(logp.device), banned_toks), torch.tensor(float("-inf")))
+    if (cfg.no_repeat_word_ngram_size or cfg.no_repeat_content_words) and t:
+        rows, toks = [], []
+        vocab = logp.shape[-1]
+        for r, seq in enumerate(generated.tolist()):
+            banned = cfg.word_vocab.banned(seq, cfg.no_repeat_word_ngram_size, cfg.no_repeat_content_words)
+            banned = sorted(i for i in banned if i < vocab)
+            rows += [r] * len(banned)
+            toks += banned
+        if rows:
+            index = (torch.tensor(rows, device=logp.device), torch.tensor(toks, device=logp.device))
+            logp = logp.index_put(index, torch.tensor(float("-inf")))
     if t < cfg.min_new_tokens:
         logp = logp.clone()
         logp[:, eos] = float("-inf")
@@ -425,6 +451,8 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
                     1, torch.topk(rank.masked_fill(~masked, float("-inf")), n).indices, True)
                 new_x = torch.where(commit, new_x, x[:, start:end])
             x[:, start:end], score[:, start:end] = new_x, new_score
+            if cfg.on_step is not None:
+                cfg.on_step(x.clone())
     is_eos = x == eos
     first = torch.where(is_eos.any(1), is_eos.int().argmax(1), length)  # (B,) index of the first EOS
     x = x.masked_fill(positions[None] > first[:, None], pad)
@@ -437,6 +465,8 @@ def _check_decoding_arguments(model, cfg: GenerationConfig, diffusion: bool) -> 
     if diffusion:
         unsupported = {"num_beams": cfg.num_beams != 1, "repetition_penalty": cfg.repetition_penalty != 1.0,
                        "no_repeat_ngram_size": cfg.no_repeat_ngram_size != 0,
+                       "no_repeat_word_ngram_size": cfg.no_repeat_word_ngram_size != 0,
+                       "no_repeat_content_words": cfg.no_repeat_content_words,
                        "mask_predict": cfg.mask_predict is not None,
                        "decoder_start_token_id": cfg.decoder_start_token_id is not None}
         for name, bad in unsupported.items():

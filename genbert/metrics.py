@@ -2,16 +2,19 @@
 
 All scores are on a 0-100 scale. ROUGE numbers are the mean over pairs of `rouge_score`'s F1
 (Porter stemming on); BLEU and chrF are sacrebleu's corpus-level scores with default settings.
+`repeated_content_word_share` (stutter: "suicide bomb bomb blasts") is a share in [0, 1] and needs
+no reference.
 """
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Optional
 
 from rouge_score import rouge_scorer
+from sacrebleu.metrics import BLEU, CHRF
 
 from .config import TASKS
-from sacrebleu.metrics import BLEU, CHRF
+from .words import content_words
 
 __all__ = [
     "TASKS",
@@ -25,6 +28,7 @@ __all__ = [
     "translation_baselines",
     "score",
     "baselines",
+    "repeated_content_word_share",
 ]
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -126,3 +130,61 @@ def baselines(task: str, sources: list[str], references: list[str]) -> dict[str,
     if task == "summarization":
         return summarization_baselines(sources, references)
     return translation_baselines(sources, references)
+
+
+# ---------------------------------------------------------------------- paired bootstrap (Koehn 2004)
+def per_example(task: str, predictions: list[str], references: list[str]) -> list[Any]:
+    """What a bootstrap resamples: ROUGE-L F1 x100 of each example (summarization), or each
+    sentence's BLEU sufficient statistics (translation: corpus BLEU is not a mean of sentence scores)."""
+    _check_task(task)
+    _check_pairs(predictions, references)
+    if task == "summarization":
+        scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+        return [100.0 * scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references)]
+    return [list(map(int, s)) for s in BLEU()._extract_corpus_statistics(predictions, [references])]
+
+
+def corpus_score(task: str, items: list[Any]) -> float:
+    """The corpus score of `per_example` items: mean ROUGE-L, or BLEU from the summed statistics."""
+    if task == "summarization":
+        return sum(items) / len(items)
+    totals = [sum(col) for col in zip(*items)]
+    return float(BLEU()._compute_score_from_stats(totals).score)
+
+
+def bootstrap(task: str, items: list[Any], other: Optional[list[Any]] = None, resamples: int = 1000,
+              seed: int = 0) -> dict[str, Any]:
+    """95% confidence interval of the corpus score by resampling the examples with replacement
+    (Koehn 2004); with `other` (the same examples scored for another system) also the paired
+    interval of the difference score - other, and the share of resamples where it is <= 0."""
+    import random
+    if other is not None and len(other) != len(items):
+        raise ValueError(f"paired bootstrap over {len(items)} and {len(other)} examples")
+    rng = random.Random(seed)
+    n = len(items)
+    scores, diffs = [], []
+    for _ in range(resamples):
+        idx = [rng.randrange(n) for _ in range(n)]
+        s = corpus_score(task, [items[i] for i in idx])
+        scores.append(s)
+        if other is not None:
+            diffs.append(s - corpus_score(task, [other[i] for i in idx]))
+
+    def ci(xs: list[float]) -> list[float]:
+        xs = sorted(xs)
+        return [xs[int(0.025 * len(xs))], xs[min(len(xs) - 1, int(0.975 * len(xs)))]]
+    out: dict[str, Any] = {"score": corpus_score(task, items), "ci": ci(scores), "resamples": resamples}
+    if other is not None:
+        out.update(difference=out["score"] - corpus_score(task, other), difference_ci=ci(diffs),
+                   p_not_better=sum(d <= 0 for d in diffs) / resamples)
+    return out
+
+
+def repeated_content_word_share(predictions: list[str]) -> float:
+    """Share of `predictions` (0 to 1) in which some content word occurs twice or more:
+    case-insensitive, words split at anything but letters and digits ("nhs's nhs" repeats "nhs"),
+    function words and numbers ignored (see `genbert.words.content_words`). 0.0 for no predictions."""
+    if not predictions:
+        return 0.0
+    repeated = sum(len(set(words)) < len(words) for words in map(content_words, predictions))
+    return repeated / len(predictions)

@@ -13,12 +13,14 @@ import torch
 from .io import write_json
 from .model import GenBert
 from .tokenization import Tokenizer
+from .words import WordVocab
 
 logger = logging.getLogger(__name__)  # quiet: logging.getLogger("genbert").setLevel(logging.ERROR)
 
 SETTINGS_FILE = "generation.json"
 DTYPES = (None, "float32", "int8")  # weights a TextGenerator decodes with (None = as stored: float32)
 GENERATION_KEYS = ("num_beams", "max_new_tokens", "min_new_tokens", "length_penalty", "no_repeat_ngram_size",
+                   "no_repeat_word_ngram_size", "no_repeat_content_words",
                    "repetition_penalty", "early_stopping", "do_sample", "temperature", "top_k", "top_p",
                    "steps", "order", "remask", "block_length")  # the last four: diffusion (bidirectional)
 
@@ -50,9 +52,14 @@ class TextGenerator:
     Inputs longer than `max_source_length` are cut; each call that cuts logs one line on the
     "genbert.textgen" logger (level WARNING; `logging.getLogger("genbert").setLevel(logging.ERROR)`
     silences it) and leaves the counts in `last_truncation` (None when nothing was cut).
+
+    The output text is detokenized (`Tokenizer.decode`, clean=True): "e-cigarette", "don't",
+    "5.3%". `no_repeat_word_ngram_size` and `no_repeat_content_words` (settings or call
+    arguments) block repeated words through the tokenizer's `WordVocab`.
     """
 
     last_truncation: Optional[Truncation] = None
+    _word_vocab: Optional[WordVocab] = None
 
     def __init__(self, model: GenBert, tokenizer: Tokenizer, settings: Optional[dict[str, Any]] = None,
                  device: Optional[str | torch.device] = None):
@@ -93,6 +100,13 @@ class TextGenerator:
         self.tokenizer.save(path)
         write_json(Path(path) / SETTINGS_FILE, self.settings)
 
+    @property
+    def word_vocab(self) -> WordVocab:
+        """The tokenizer's word boundaries (built once, on first use)."""
+        if self._word_vocab is None:
+            self._word_vocab = WordVocab.from_tokenizer(self.tokenizer)
+        return self._word_vocab
+
     def _max_source_length(self, override: Optional[int], max_new_tokens: int) -> tuple[int, bool]:
         """The source length used, and whether it is the model's own limit."""
         limit = self.model.config.max_position_embeddings
@@ -111,6 +125,8 @@ class TextGenerator:
         gen = {k: self.settings[k] for k in GENERATION_KEYS if k in self.settings}
         gen.update(kwargs)
         gen.setdefault("max_new_tokens", self.settings.get("max_target_length", 32))
+        if gen.get("no_repeat_word_ngram_size") or gen.get("no_repeat_content_words"):
+            gen.setdefault("word_vocab", self.word_vocab)
         max_len, model_limit = self._max_source_length(max_source_length, gen["max_new_tokens"])
         # one token more than kept tells which inputs are cut, without tokenizer warnings about long text
         encoded = self.tokenizer.batch_encode(texts, max_length=max_len + 1, add_special_tokens=True)

@@ -233,11 +233,25 @@ class Tokenizer:
             res.append(list(ids))
         return res
 
-    def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
-        """Readable text for ``ids`` (WordPiece ``##`` merged, sentencepiece ``▁`` turned to spaces)."""
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = True, clean: bool = True) -> str:
+        """Readable text for ``ids`` (a sequence, or a 1-D tensor).
+
+        WordPiece: ``##`` pieces merged; with ``clean`` (the default) punctuation is rejoined the
+        way English text writes it ("e-cigarette", "don't", "5.3%", "'quoted' words": see
+        :mod:`genbert.detokenize`), else transformers' decoding (a space around every
+        punctuation token but a few). Sentencepiece: ``▁`` turned into spaces; its pieces keep
+        the original spacing, so ``clean`` changes nothing.
+        """
         ids = [int(i) for i in _flatten_ids(ids)]
         if self._hf is not None:
-            return self._hf.decode(ids, skip_special_tokens=skip_special_tokens, clean_up_tokenization_spaces=True)
+            if not clean:
+                return self._hf.decode(ids, skip_special_tokens=skip_special_tokens,
+                                       clean_up_tokenization_spaces=True)
+            from .detokenize import detokenize, wordpiece_words
+            if skip_special_tokens:
+                ids = [i for i in ids if i not in self._special_ids]
+            tokens = [t for t in self._hf.convert_ids_to_tokens(ids) if t is not None]
+            return detokenize(wordpiece_words(tokens))
         parts: list[str] = []
         run: list[int] = []
         for i in ids:
@@ -258,8 +272,9 @@ class Tokenizer:
             text = text.replace("\u2047", UNK_TOKEN)
         return text
 
-    def batch_decode(self, seqs: Iterable[Iterable[int]], skip_special_tokens: bool = True) -> list[str]:
-        return [self.decode(s, skip_special_tokens=skip_special_tokens) for s in seqs]
+    def batch_decode(self, seqs: Iterable[Iterable[int]], skip_special_tokens: bool = True,
+                     clean: bool = True) -> list[str]:
+        return [self.decode(s, skip_special_tokens=skip_special_tokens, clean=clean) for s in seqs]
 
     def __repr__(self) -> str:
         return f"Tokenizer(kind={self.kind!r}, vocab_size={self.vocab_size}, source={self.source!r})"

@@ -453,7 +453,8 @@ class Trainer:
                  eval_fn: Optional[Callable[[nn.Module], Optional[Mapping[str, Any]]]] = None,
                  lengths: Optional[Sequence[int]] = None, on_save: Optional[Callable[[Path], None]] = None,
                  step_callback: Optional[Callable[["Trainer", dict], None]] = None,
-                 forward_kwargs: Optional[Mapping[str, Any]] = None):
+                 forward_kwargs: Optional[Mapping[str, Any]] = None,
+                 later_s: Optional[Callable[[float], float]] = None):
         config.validate()
         self.config = config
         self.output_dir = Path(output_dir)
@@ -465,6 +466,8 @@ class Trainer:
             raise ValueError(f"{len(self.lengths)} lengths for {len(self.dataset)} examples")
         self.collate_fn = collate_fn
         self.eval_fn, self.on_save, self.step_callback = eval_fn, on_save, step_callback
+        # seconds of the job's work after this run, given its tokens/s (shown as the whole job's time left)
+        self.later_s = later_s
         self.dist = init_distributed(config.device)
         self.device = self._resolve_device(config.device)
         world = self.dist.world_size
@@ -666,9 +669,8 @@ class Trainer:
         self.wrapped.train()
         pbar = None
         if self.is_main and cfg.progress:
-            from tqdm.auto import tqdm
-            pbar = tqdm(total=self.total_steps, initial=self.step, desc=cfg.progress_label, unit="step",
-                        dynamic_ncols=True, mininterval=1.0)
+            from .progress import Progress
+            pbar = Progress(cfg.progress_label, self.total_steps, initial=self.step, later_s=self.later_s)
         window = {"loss": 0.0, "n": 0, "tokens": 0, "time": 0.0, "grad_norm": 0.0, "lr": 0.0}
         start_time = time.perf_counter() - self.elapsed
         last_saved = self.step if ckpt is not None else -1
@@ -688,9 +690,7 @@ class Trainer:
                     for k, v in (("loss", loss), ("n", 1), ("tokens", tokens), ("time", dt), ("grad_norm", grad_norm)):
                         window[k] += v
                     if pbar is not None:
-                        pbar.update(1)
-                        pbar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens * self.dist.world_size / max(dt, 1e-9):.0f}",
-                                         refresh=False)
+                        pbar.update(1, tokens * self.dist.world_size, loss=loss)
                     if self.step % cfg.log_steps == 0 or self.step == self.total_steps:
                         self._log_window(window)
                     if self.step_callback is not None:

@@ -3,7 +3,8 @@
 checkpoint on both sides) fine-tuned on the BBC headlines with the same budget as a genbert run
 (default one epoch at batch 16), then scored with genbert's ROUGE on the validation split.
 
-Labels use -100 on padding (the documented transformers usage), greedy decoding.
+Labels use -100 on padding (the documented transformers usage), greedy decoding; outputs are
+detokenized as genbert's are (genbert.detokenize).
 """
 import argparse
 import json
@@ -31,6 +32,7 @@ def main() -> None:
     from transformers import BertTokenizerFast, EncoderDecoderModel
     from transformers.utils import logging as hf_logging
     from genbert.data.datasets import load_named
+    from genbert.detokenize import detokenize, wordpiece_words
     from genbert.hub import minilm_path
     from genbert.metrics import rouge_scores, summarization_baselines
     hf_logging.set_verbosity_error()
@@ -71,7 +73,9 @@ def main() -> None:
             out = model.generate(**enc, max_new_tokens=a.max_target_length, num_beams=1,
                                  decoder_start_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
                                  pad_token_id=tok.pad_token_id)
-            preds += tok.batch_decode(out, skip_special_tokens=True)
+            # the text genbert's TextGenerator writes: punctuation rejoined ("e-cigarette", "don't")
+            preds += [detokenize(wordpiece_words(tok.convert_ids_to_tokens(row, skip_special_tokens=True)))
+                      for row in out.tolist()]
     refs = [r["target"] for r in val]
     res = {"scores": rouge_scores(preds, refs),
            "baselines": summarization_baselines([r["source"] for r in val], refs),

@@ -244,3 +244,18 @@ def test_named_dataset_split_scores_as_its_task(tmp_path):
     bad = _run("--dataset", "nope", "--predictions", preds)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "invalid choice: 'nope'" in bad.stderr
     assert _run("--data", tmp_path / "x.jsonl", "--predictions", preds).stderr.startswith("benchmark.py: error: --task")
+
+
+def test_model_mode_passes_the_word_repeat_options(files, monkeypatch):
+    import genbert.textgen
+
+    tmp, data, _ = files
+    monkeypatch.setattr(genbert.textgen, "TextGenerator", FakeGenerator)
+    FakeGenerator.calls = []
+    rc = _load_script().main(["--data", str(data), "--task", "summarization", "--model", str(tmp),
+                              "--no-repeat-content-words", "--no-repeat-word-ngram-size", "2"])
+    assert rc == 0
+    assert FakeGenerator.calls[0]["no_repeat_content_words"] is True
+    assert FakeGenerator.calls[0]["no_repeat_word_ngram_size"] == 2
+    assert _load_script().main(["--data", str(data), "--task", "summarization", "--model", str(tmp),
+                                "--no-repeat-word-ngram-size", "-1"]) == 2

@@ -53,41 +53,45 @@ def test_every_way_resumes_and_reports(setup, capsys):
     out, work = d / "docs", d / "work"
     argv = ["--init", str(ckpt), "--train", str(train), "--validation", str(valid), "--max-steps", "2",
             "--batch-size", "4", "--max-source-length", "16", "--max-target-length", "6", "--limit-eval", "4",
-            "--mlm-warmup-steps", "2", "--num-beams", "2", "--output-dir", str(out), "--work-dir", str(work),
-            "--no-progress", "--device", "cpu"]
+            "--mlm-warmup-steps", "2", "--output-dir", str(out), "--work-dir", str(work), "--no-progress",
+            "--device", "cpu", "--resamples", "50"]
     # a part first: two ways; the report holds what exists
     assert main(argv + ["--ways", "causal,bert2bert"]) == 0
-    res = json.loads((out / "comparison.json").read_text())
-    assert [w["name"] for w in res["ways"]] == ["causal", "bert2bert"]
+    (report,) = json.loads((out / "comparison.json").read_text())["reports"]
+    assert [w["name"] for w in report["ways"]] == ["causal", "bert2bert"]
     done = {p.name: p.stat().st_mtime_ns for p in (out / "comparison").glob("*.json")}
     assert set(done) == {"summarization-causal-seed0.json", "summarization-bert2bert-seed0.json"}
+    assert (work / "shared-mlm-warmup" / "final" / "config.json").is_file()  # computed once, shared
     capsys.readouterr()
-    # then every way: the finished results are not redone
+    # then every way: the finished results are not redone, the warm-up is reused
     assert main(argv) == 0
-    assert "[causal] seed 0: done before" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "[causal] seed 0: done before" in printed and "shared MLM warm-up: reusing" in printed
     for name, mtime in done.items():
         assert (out / "comparison" / name).stat().st_mtime_ns == mtime
     md = (out / "comparison.md").read_text()
     table = [line for line in md.splitlines() if line.startswith("| ")]
     for way in WAY_NAMES:
-        assert sum(line.startswith(f"| {way} |") for line in table) == 1, way
-    assert any("lead-10" in line for line in table)
-    assert "python scripts/compare_schemes.py --init" in md and "## Machine" in md
+        assert sum(line.startswith(f"| {way} |") for line in table) == 2, way  # quality and costs
+    assert any("lead-10 baseline" in line for line in table)
+    assert "python scripts/compare_schemes.py --init" in md and "## Machine" in md and "95% CI" in md
     assert (out / "comparison.png").stat().st_size > 1000
-    res = json.loads((out / "comparison.json").read_text())
-    assert [w["name"] for w in res["ways"]] == list(WAY_NAMES)
-    for w in res["ways"]:
-        assert w["parameters"] and w["validation_rougeL_mean"] is not None, w["name"]
+    (report,) = json.loads((out / "comparison.json").read_text())["reports"]
+    assert {w["name"] for w in report["ways"]} == set(WAY_NAMES)
+    for w in report["ways"]:
+        lo, hi = w["validation_rougeL_ci"]
+        assert w["parameters"] and lo <= w["validation_rougeL_mean"] <= hi, w["name"]
         (s,) = w["seeds"]
-        for k in ("train_s", "decode", "validation"):
-            assert s[k] is not None, (w["name"], k)
-        assert s["train_steps"] == 2 and s["num_examples"] == 4
-        assert w["mlm_warmup_steps"] == (0 if w["scheme"] == "encoder-decoder" else 2)
-    by = {w["name"]: w for w in res["ways"]}
+        assert s["train_steps"] == 2 and s["decoding"] and s["costs"]["latency_b1_s"] > 0
+        assert w["shared_warmup"] == (w["name"] != "random-init")
+        assert ("validation_vs_best" in w) != (w["validation_rougeL_mean"] == max(
+            x["validation_rougeL_mean"] for x in report["ways"]))
+    by = {w["name"]: w for w in report["ways"]}
     assert by["random-init"]["parameters"] == by["prefix-pseudo-mask"]["parameters"]
     assert by["bert2bert"]["parameters"] > by["bertshare"]["parameters"]
-    assert {"rouge1", "rouge2", "rougeL"} <= set(res["baselines"]["lead-10"]) and res["budget"]["max_steps"] == 2
-    assert (work / "causal-seed0" / "predictions.jsonl").is_file()
+    assert by["bidirectional-diffusion"]["seeds"][0]["decoding"]["steps"] >= 1
+    assert report["budget"]["max_steps"] == 2 and "lead-10" in report["baselines"]["validation"]
+    assert (work / "causal-seed0" / "final" / "generation.json").is_file()
     assert not list(out.glob(".*.tmp"))
 
 

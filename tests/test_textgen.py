@@ -127,6 +127,7 @@ def _cli(argv, capsys):
     (["--max-new-tokens", "61"], "--max-new-tokens 61: this model has 64 positions, so at most 60 new tokens"),
     (["--max-source-length", "2"], "--max-source-length 2: must be >= 3"),
     (["--no-repeat-ngram-size", "-1"], "--no-repeat-ngram-size -1: must be >= 0"),
+    (["--no-repeat-word-ngram-size", "-1"], "--no-repeat-word-ngram-size -1: must be >= 0"),
     (["--top-k", "-1"], "--top-k -1: must be >= 0"),
     (["--top-p", "0"], "--top-p 0.0: must be in (0, 1]"),
     (["--temperature", "0"], "--temperature 0.0: must be > 0"),

@@ -68,8 +68,9 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     train, val = data
     out = tmp_path / "run"
     extra = ["--eval-each-epoch", "--objective", objective] if scheme == "prefix" else []
+    words = ["--no-repeat-word-ngram-size", "2", "--no-repeat-content-words"] if scheme == "causal" else []
     proc = run("--train", str(train), "--validation", str(val), "--output-dir", str(out), "--scheme", scheme,
-               "--max-steps", "4", "--save-steps", "2", *TINY, *extra)
+               "--max-steps", "4", "--save-steps", "2", *TINY, *extra, *words)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # prefix and causal models learn token prediction (MLM) on the sources first
     assert (out / "mlm-warmup" / "log.jsonl").exists() == (scheme != "encoder-decoder")
@@ -88,10 +89,14 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     assert model.config.mask_scheme == {"prefix": "prefix", "causal": "causal"}.get(scheme, "bidirectional")
     settings = json.loads((out / "final" / "generation.json").read_text())
     decoding = {"steps", "order", "block_length"} if scheme == "bidirectional" else {
-        "num_beams", "no_repeat_ngram_size", "length_penalty"}
+        "num_beams", "no_repeat_ngram_size", "no_repeat_word_ngram_size", "no_repeat_content_words",
+        "length_penalty"}
     assert set(settings) == {"max_source_length", "max_target_length", "max_new_tokens", "scheme", "objective",
                              *decoding}
     assert settings["scheme"] == scheme and settings["objective"] == objective and settings["max_new_tokens"] == 8
+    if scheme != "bidirectional":  # the word-level repeat options: off unless asked for
+        assert (settings["no_repeat_word_ngram_size"], settings["no_repeat_content_words"]) == (
+            (2, True) if words else (0, False))
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"scores", "baselines", "settings"}
     assert set(metrics["scores"]) == {"rouge1", "rouge2", "rougeL", "rougeLsum"}
@@ -191,6 +196,10 @@ def test_bad_data_files(tmp_path, data, capsys, case):
      "--objective masked-target applies to --scheme prefix only"),
     (["--batch-size", "0", "--train", "{train}", "--validation", "{val}"], "--batch-size=0"),
     (["--resume", "--overwrite"], "not allowed with argument"),
+    (["--scheme", "bidirectional", "--no-repeat-content-words", "--train", "{train}", "--validation", "{val}"],
+     "--no-repeat-content-words does not apply to --scheme bidirectional"),
+    (["--no-repeat-word-ngram-size", "-1", "--train", "{train}", "--validation", "{val}"],
+     "--no-repeat-word-ngram-size=-1: must be >= 0"),
 ])
 def test_bad_flags(tmp_path, data, capsys, args, needle):
     train, val = data

@@ -15,7 +15,7 @@ from .common import UsageError
 PROG = "benchmark.py"
 # generation settings a flag can override; their stored defaults come from TextGenerator.settings
 GENERATION_FLAGS = ("max_source_length", "num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size",
-                    "steps", "order", "block_length")
+                    "no_repeat_word_ngram_size", "no_repeat_content_words", "steps", "order", "block_length")
 DEFAULT_BATCH_SIZE = 16
 
 
@@ -40,6 +40,9 @@ def build_parser(prog: str = PROG, doc: str = "") -> Any:
     g.add_argument("--max-new-tokens", type=int)
     g.add_argument("--length-penalty", type=float)
     g.add_argument("--no-repeat-ngram-size", type=int)
+    g.add_argument("--no-repeat-word-ngram-size", type=int, help="never repeat a word n-gram of this size")
+    g.add_argument("--no-repeat-content-words", action="store_const", const=True,
+                   help="never repeat a content word within one output")
     g.add_argument("--max-source-length", type=int)
     g.add_argument("--steps", type=int, help="bidirectional (diffusion) models: denoising passes")
     g.add_argument("--order", choices=("confidence", "random", "left-to-right"), help="bidirectional models")
@@ -55,8 +58,10 @@ def check_args(args: Any) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"{C.flag_name(name)}={value}: must be >= 1")
-    if args.no_repeat_ngram_size is not None and args.no_repeat_ngram_size < 0:
-        raise UsageError(f"--no-repeat-ngram-size={args.no_repeat_ngram_size}: must be >= 0")
+    for name in ("no_repeat_ngram_size", "no_repeat_word_ngram_size"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise UsageError(f"{C.flag_name(name)}={value}: must be >= 0")
     if args.model is not None and not args.model.is_dir():
         raise UsageError(f"--model {args.model}: not a directory")
     if args.output is not None and not args.output.parent.is_dir():

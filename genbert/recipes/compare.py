@@ -41,6 +41,8 @@ WAYS: tuple[Way, ...] = (
     Way("bertshare", "encoder-decoder, decoder shares the encoder",
         {"scheme": "encoder-decoder", "decoder_init": "shared"}),
     Way("bert2rnd", "encoder-decoder, random decoder", {"scheme": "encoder-decoder", "decoder_init": "random"}),
+    Way("bidirectional-diffusion", "BERT's own way: masked diffusion, iterative unmasking of a target block",
+        {"scheme": "bidirectional"}),
     Way("random-init", "prefix pseudo-mask from random weights of the same size",
         {"scheme": "prefix", "objective": "pseudo-mask", "random_weights": True}),
 )
@@ -65,29 +67,146 @@ def result_path(results_dir: Path, task: str, way: str, seed: int) -> Path:
     return Path(results_dir) / f"{task}-{way}-seed{seed}.json"
 
 
+def uses_shared_warmup(way: Way, base: S.Seq2SeqRecipe) -> bool:
+    """Every way from the pretrained checkpoint starts from the one shared MLM warm-up (the
+    encoder-decoder ways too: their decoder's LM head is a copy of the warmed head); the
+    random-weight control has no pretrained head to warm up and trains its own."""
+    return bool(base.mlm_warmup_steps) and base.init != "scratch" and not way.overrides.get("random_weights")
+
+
+def shared_warmup(base: S.Seq2SeqRecipe, work_dir: Path, device: Optional[str], progress: bool,
+                  log: Callable[[str], None]) -> Path:
+    """The MLM warm-up of ``base.init``'s new head on the training sources, computed once for every
+    way (a directory that is a valid --init; reused when it exists)."""
+    from ..io import atomic_dir
+    final = Path(work_dir) / "shared-mlm-warmup" / "final"
+    if (final / "config.json").is_file():
+        log(f"shared MLM warm-up: reusing {final}")
+        return final
+    recipe = replace(base, scheme="bidirectional", objective=None)
+    data = S.load_data(recipe, need_validation=False)
+    built = C.build_model(recipe.model_spec(recipe.task or data.task))
+    log(f"shared MLM warm-up: {base.mlm_warmup_steps} steps on the training sources of {built.description}")
+    S.mlm_warmup(built.model, built.tokenizer, [r["source"] for r in data.train], base.mlm_warmup_steps,
+                 built.new_params, final.parent / "run", base.seed, device, progress)
+    built.model.config.objective, built.model.config.decoding = None, "next-token"
+
+    def write(d: Path) -> None:
+        built.model.save_pretrained(d)
+        built.tokenizer.save(d)
+    atomic_dir(final, write)
+    return final
+
+
+def decode_grid(recipe: S.Seq2SeqRecipe) -> list[dict[str, Any]]:
+    """The small decoding search every way gets on validation: beam size and length penalty, or
+    for diffusion the number of passes and the order."""
+    if recipe.scheme == "bidirectional":
+        n = recipe.max_target_length
+        steps = sorted({max(1, n // 4), max(1, n // 2), n})
+        return [{"steps": k, "order": o} for k in steps for o in ("confidence", "left-to-right")]
+    return [{"num_beams": 1}] + [{"num_beams": 4, "length_penalty": lp} for lp in (0.6, 1.0, 1.4)]
+
+
+def passes_per_token(settings: dict[str, Any], tokens_per_example: float) -> float:
+    """Forward passes of the model per generated token: one over the source, then one per token
+    (autoregressive, cached; a beam's rows share a pass), or one per denoising step (diffusion)."""
+    steps = settings.get("steps")
+    return (1 + (steps if steps else tokens_per_example)) / max(tokens_per_example, 1e-9)
+
+
+def measure_costs(generator, sources: Sequence[str], settings: dict[str, Any], n_latency: int = 16,
+                  n_throughput: int = 64) -> dict[str, Any]:
+    """Latency per example at batch 1 and examples/s at batch 32 (a timer around generate), and
+    the peak memory: CUDA's allocator peak, else this process's peak resident set so far."""
+    import resource
+
+    import torch
+    cuda = generator.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for src in sources[:n_latency]:
+        generator.generate([src], batch_size=1, **settings)
+    latency = (time.perf_counter() - t0) / max(1, min(n_latency, len(sources)))
+    batch = list(sources[:n_throughput])
+    t0 = time.perf_counter()
+    generator.generate(batch, batch_size=32, **settings)
+    throughput = len(batch) / (time.perf_counter() - t0)
+    peak = (torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"latency_b1_s": round(latency, 4), "throughput_b32_per_s": round(throughput, 2),
+            "peak_memory_mb": round(peak / 2**20, 1), "peak_memory_kind": "cuda allocated" if cuda else "process RSS"}
+
+
+def evaluate_split(generator, records: Sequence[dict], task: str, batch_size: int,
+                   settings: dict[str, Any]) -> dict[str, Any]:
+    from ..metrics import per_example
+    preds, scores, baselines, decode = S.evaluate(generator, records, batch_size, task=task, **settings)
+    return {"scores": scores, "baselines": baselines, "decode": decode, "predictions": preds,
+            "per_example": per_example(task, preds, [r["target"] for r in records])}
+
+
 def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: Optional[str], progress: bool,
-            log: Callable[[str], None]) -> dict[str, Any]:
-    """Train and evaluate one way (one seed) through the seq2seq recipe; its result record."""
-    recipe = replace(base, **way.overrides, seed=seed, save_steps=0)
+            log: Callable[[str], None], warm: Optional[Path] = None) -> dict[str, Any]:
+    """Train one way (one seed) through the seq2seq recipe, choose its decoding on validation,
+    score validation and test with it, and measure its costs; its result record."""
+    from ..data.datasets import load_named
+    from ..textgen import TextGenerator
+    overrides = dict(way.overrides)
+    if warm is not None:
+        overrides.update(init=str(warm), mlm_warmup_steps=0)
+    recipe = replace(base, **overrides, seed=seed, save_steps=0)
     recipe.check()
     out = Path(work_dir) / f"{way.name}-seed{seed}"
     if out.exists():
         shutil.rmtree(out)
-    t0 = time.perf_counter()
+    say = lambda m: log(f"[{way.name}] {m}") if m else None  # noqa: E731
     r = S.run(recipe, C.RunOptions(output_dir=out, device=device, no_progress=not progress),
-              keep_checkpoints=False, log=lambda m: log(f"[{way.name}] {m}") if m else None)
-    wall = time.perf_counter() - t0
+              evaluate_at_end=False, keep_checkpoints=False, log=say)
+    task = r["task"]
+    data = S.load_data(recipe)
+    test = load_named(recipe.dataset, "test") if recipe.dataset else []
+    if recipe.limit_eval is not None:
+        test = test[:recipe.limit_eval]
+    gen = TextGenerator.from_pretrained(out / S.FINAL, device=device)
+    gen.generate([data.validation[0]["source"]])  # one-time start-up costs stay out of the timings
+    key = "rougeL" if task == "summarization" else "bleu"
+    search = []
+    for settings in decode_grid(recipe):
+        v = evaluate_split(gen, data.validation, task, recipe.eval_batch_size, settings)
+        search.append({"settings": settings, key: v["scores"][key], "decode_s": v["decode"]["seconds"]})
+        say(f"validation {settings}: {key} {v['scores'][key]:.2f}")
+        if len(search) == 1 or v["scores"][key] > best[1]["scores"][key]:
+            best = (settings, v)
+    settings, validation = best
+    tested = evaluate_split(gen, test, task, recipe.eval_batch_size, settings) if test else None
+    tokens = validation["decode"]["tokens"] / max(validation["decode"]["examples"], 1)
+    costs = {**measure_costs(gen, [r["source"] for r in data.validation], settings),
+             "passes_per_token": round(passes_per_token(settings, tokens), 3), "tokens_per_example": round(tokens, 2)}
     train = r["train"]
-    return {"way": way.name, "description": way.description, "seed": seed, "task": r["task"],
+    return {"way": way.name, "description": way.description, "seed": seed, "task": task,
             "scheme": recipe.scheme, "objective": recipe.seq2seq_objective,
             "decoder_init": recipe.decoder_init if recipe.scheme == "encoder-decoder" else None,
             "random_weights": recipe.random_weights, "parameters": r["parameters"],
-            "mlm_warmup_steps": recipe.mlm_warmup_steps if recipe.scheme != "encoder-decoder" else 0,
+            "shared_warmup": warm is not None,
+            "mlm_warmup_steps": base.mlm_warmup_steps if (warm is not None or recipe.mlm_warmup_steps) else 0,
             "warmup_s": round(r["warmup_s"], 2), "train_s": train["elapsed_s"], "train_steps": train["steps"],
             "train_loss": train["final_loss"], "train_tokens_per_s": train["tokens_per_s"],
-            "validation": r["scores"], "baselines": r["baselines"], "decode": r["decode"],
-            "num_examples": r["num_examples"], "wall_s": round(wall, 1), "recipe": C.recipe_dict(recipe),
-            "machine": C.machine_description()}
+            "decoding": settings, "search": search,
+            "validation": {**validation["scores"], "per_example": validation["per_example"]},
+            "test": None if tested is None else {**tested["scores"], "per_example": tested["per_example"]},
+            "baselines": {"validation": validation["baselines"], "test": tested and tested["baselines"]},
+            "baseline_per_example": _baseline_items(task, data.validation, test),
+            "decode": validation["decode"], "costs": costs, "num_examples": len(data.validation),
+            "num_test_examples": len(test), "recipe": C.recipe_dict(recipe), "machine": C.machine_description()}
+
+
+def _baseline_items(task: str, validation: Sequence[dict], test: Sequence[dict]) -> dict[str, Any]:
+    """Per-example items of the lead-10 (summarization) or copy-source (translation) baseline."""
+    from ..metrics import lead_words, per_example
+    pick = (lambda s: lead_words(s, 10)) if task == "summarization" else (lambda s: s)
+    return {split: per_example(task, [pick(r["source"]) for r in recs], [r["target"] for r in recs]) if recs else None
+            for split, recs in (("validation", validation), ("test", test))}
 
 
 def run_comparison(base: S.Seq2SeqRecipe, ways: Sequence[Way], seeds: Sequence[int], results_dir: Path,
@@ -105,120 +224,185 @@ def run_comparison(base: S.Seq2SeqRecipe, ways: Sequence[Way], seeds: Sequence[i
                 log(f"[{way.name}] seed {seed}: done before ({path})")
                 results.append(json.loads(path.read_text(encoding="utf-8")))
                 continue
-            rec = run_way(way, base, seed, work_dir, device, progress, log)
+            warm = shared_warmup(base, work_dir, device, progress, log) if uses_shared_warmup(way, base) else None
+            rec = run_way(way, base, seed, work_dir, device, progress, log, warm)
             write_json(path, rec)
-            v = rec["validation"] or {}
-            log(f"[{way.name}] seed {seed}: ROUGE-L {v.get('rougeL', float('nan')):.2f}, "
-                f"trained {rec['train_s']:.0f}s (+{rec['warmup_s']:.0f}s MLM warm-up); wrote {path}")
+            key = "rougeL" if task == "summarization" else "bleu"
+            log(f"[{way.name}] seed {seed}: validation {key} {rec['validation'][key]:.2f} with {rec['decoding']}, "
+                f"trained {rec['train_s']:.0f}s; wrote {path}")
             results.append(rec)
     return results
 
 
 def load_results(results_dir: Path) -> list[dict[str, Any]]:
-    """Every result file in ``results_dir`` (in WAYS order, then seed)."""
+    """Every result file in ``results_dir`` (by task, then in WAYS order, then seed)."""
     recs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(results_dir).glob("*-seed*.json"))]
     order = {n: i for i, n in enumerate(WAY_NAMES)}
     return sorted(recs, key=lambda r: (r["task"], order.get(r["way"], len(order)), r["seed"]))
 
 
-def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe) -> dict[str, Any]:
-    """The report's data: one entry per way with its seeds, means, and the lead baselines."""
+def _seed_mean(items_per_seed: list[list[Any]], task: str) -> list[Any]:
+    """Per-example items averaged over seeds (ROUGE), or the first seed's (BLEU statistics)."""
+    if task != "summarization" or len(items_per_seed) == 1:
+        return items_per_seed[0]
+    return [sum(xs) / len(xs) for xs in zip(*items_per_seed)]
+
+
+def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples: int = 1000) -> dict[str, Any]:
+    """The report's data for one task: each way with its seeds, means, seed spread, bootstrap 95%
+    intervals (validation and test) and the paired interval of its difference from the best way."""
+    from ..metrics import bootstrap
+    task = results[0]["task"] if results else "summarization"
+    key = "rougeL" if task == "summarization" else "bleu"
     ways: dict[str, dict[str, Any]] = {}
     for r in results:
-        w = ways.setdefault(r["way"], {k: r[k] for k in ("description", "scheme", "objective", "decoder_init",
-                                                          "random_weights", "parameters", "mlm_warmup_steps")}
-                            | {"name": r["way"], "task": r["task"], "seeds": []})
-        w["seeds"].append({k: r[k] for k in ("seed", "validation", "train_s", "warmup_s", "train_steps",
-                                             "train_loss", "train_tokens_per_s", "decode", "num_examples",
-                                             "machine")})
+        w = ways.setdefault(r["way"], {"name": r["way"], "task": r["task"], "seeds": [], **{
+            k: r.get(k) for k in ("description", "scheme", "objective", "decoder_init", "random_weights",
+                                  "parameters", "mlm_warmup_steps", "shared_warmup")}})
+        w["seeds"].append({k: r.get(k) for k in ("seed", "train_s", "warmup_s", "train_steps", "train_loss",
+                                                 "train_tokens_per_s", "decoding", "decode", "costs", "machine")}
+                          | {split: {k: v for k, v in (r.get(split) or {}).items() if k != "per_example"} or None
+                             for split in ("validation", "test")})
+        w.setdefault("_items", {"validation": [], "test": []})
+        for split in ("validation", "test"):
+            if r.get(split):
+                w["_items"][split].append(r[split]["per_example"])
+    first = results[0] if results else {}
+    base_items = first.get("baseline_per_example") or {}
+    for split in ("validation", "test"):
+        best = None
+        for w in ways.values():
+            if w["_items"][split]:
+                w[f"_{split}"] = _seed_mean(w["_items"][split], task)
+                b = bootstrap(task, w[f"_{split}"], resamples=resamples)
+                w[f"{split}_{key}_mean"], w[f"{split}_{key}_ci"] = b["score"], b["ci"]
+                seeds = [s[split][key] for s in w["seeds"] if s[split]]
+                w[f"{split}_{key}_seed_spread"] = [min(seeds), max(seeds)]
+                if best is None or b["score"] > best[f"{split}_{key}_mean"]:
+                    best = w
+        for w in ways.values():
+            if best is not None and w is not best and w.get(f"_{split}") is not None:
+                d = bootstrap(task, w[f"_{split}"], best[f"_{split}"], resamples=resamples)
+                w[f"{split}_vs_best"] = {"best": best["name"], "difference": d["difference"],
+                                         "ci": d["difference_ci"], "significant": d["difference_ci"][1] < 0}
+            if base_items.get(split) and w.get(f"_{split}") is not None:
+                d = bootstrap(task, w[f"_{split}"], base_items[split], resamples=resamples)
+                w[f"{split}_vs_baseline"] = {"difference": d["difference"], "ci": d["difference_ci"],
+                                             "significant": d["difference_ci"][0] > 0}
     for w in ways.values():
-        vals = [s["validation"]["rougeL"] for s in w["seeds"] if s["validation"]]
-        w["validation_rougeL_mean"] = sum(vals) / len(vals) if vals else None
-    baselines = next((r["baselines"] for r in results if r.get("baselines")), {})
-    return {"task": results[0]["task"] if results else None, "dataset": base.dataset or base.train,
-            "budget": C.recipe_dict(base), "baselines": baselines, "ways": list(ways.values())}
+        for k in [k for k in w if k.startswith("_")]:
+            del w[k]
+    baselines = first.get("baselines") or {}
+    return {"task": task, "metric": key, "dataset": base.dataset or base.train, "budget": C.recipe_dict(base),
+            "baselines": baselines, "ways": list(ways.values())}
 
 
-def format_markdown(report: dict[str, Any], command: str) -> str:
-    b = report["budget"]
-    lines = ["# Ways of making BERT generate: one checkpoint, one budget", "",
-             f"Checkpoint `{b['init']}`, dataset `{report['dataset']}`, task {report['task']}.", "",
-             "| way | scheme | objective | decoder init | seeds | parameters (M) | train time (s) "
-             "| decode tokens/s | ROUGE-1 | ROUGE-2 | ROUGE-L |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+def _fmt(v: Optional[float], spec: str = ".2f") -> str:
+    return "—" if v is None else format(v, spec)
 
-    def mean(w: dict[str, Any], f: Callable[[dict[str, Any]], Any]) -> Optional[float]:
-        xs = [f(s) for s in w["seeds"] if f(s) is not None]
-        return sum(xs) / len(xs) if xs else None
 
-    def fmt(v: Optional[float], spec: str) -> str:
-        return "—" if v is None else format(v, spec)
-    for w in report["ways"]:
-        dec = w["decoder_init"] or ("random weights" if w["random_weights"] else "—")
-        train = mean(w, lambda s: s["train_s"] + s["warmup_s"])
-        score = {k: mean(w, lambda s, k=k: (s["validation"] or {}).get(k)) for k in ("rouge1", "rouge2", "rougeL")}
-        lines.append(f"| {w['name']} | {w['scheme']} | {w['objective']} | {dec} | {len(w['seeds'])} "
-                     f"| {w['parameters'] / 1e6:.2f} | {fmt(train, '.1f')} "
-                     f"| {fmt(mean(w, lambda s: (s['decode'] or {}).get('tokens_per_s')), '.0f')} "
-                     f"| {fmt(score['rouge1'], '.2f')} | {fmt(score['rouge2'], '.2f')} | {fmt(score['rougeL'], '.2f')} |")
-    lead = (report.get("baselines") or {}).get("lead-10") or {}
-    if lead:
-        lines.append(f"| *lead-10 baseline* | — | — | — | — | — | — | — | {lead['rouge1']:.2f} | {lead['rouge2']:.2f} "
-                     f"| {lead['rougeL']:.2f} |")
-    machines = sorted({s["machine"] for w in report["ways"] for s in w["seeds"]})
-    lines += ["", "ROUGE: mean F1 x 100 (rouge_score, Porter stemming) on the validation pairs, averaged over the "
-              "seeds; lead-10: the first ten words of the source. Train time includes the MLM warm-up. Decode "
-              "tokens/s: generated tokens / generation wall time on the validation set.", "",
-              "## Budget (the same for every way)", "",
-              f"- {b['max_steps']} optimizer steps, batch {b['batch_size']}, lr {b['lr']:g}, warm-up {b['warmup']:g}, "
-              f"weight decay {b['weight_decay']:g}, label smoothing {b['label_smoothing']:g}",
-              f"- sources {b['max_source_length']} tokens, targets {b['max_target_length']} tokens "
-              "(special tokens included)",
-              f"- MLM warm-up: {b['mlm_warmup_steps']} steps on the training sources before seq2seq training "
-              "(prefix and causal ways, random-init included; not the encoder-decoder ways)",
-              f"- evaluation: {'all' if b['limit_eval'] is None else 'the first ' + str(b['limit_eval'])} validation "
-              f"pairs, {b['num_beams']} beams, no-repeat n-gram {b['no_repeat_ngram_size']}, length penalty "
-              f"{b['length_penalty']:g}", "", "## Machine", "", *[f"- {m}" for m in machines], "",
-              "## Command", "", "```", command, "```", ""]
+def _ci(w: dict[str, Any], split: str, key: str) -> str:
+    m, ci = w.get(f"{split}_{key}_mean"), w.get(f"{split}_{key}_ci")
+    return "—" if m is None else f"{m:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
+    lines = ["# Ways of making BERT generate: one checkpoint, one budget", ""]
+    machines: set[str] = set()
+    for report in reports:
+        b, key = report["budget"], report["metric"]
+        name = {"rougeL": "ROUGE-L", "bleu": "BLEU"}[key]
+        lines += [f"## {report['task']}: `{report['dataset']}` from `{b['init']}`", "",
+                  f"| way | seeds | parameters (M) | validation {name} [95% CI] | test {name} [95% CI] "
+                  "| vs best (validation) | vs baseline (test) | decoding (chosen on validation) |",
+                  "|---|---:|---:|---|---|---|---|---|"]
+        for w in sorted(report["ways"], key=lambda w: -(w.get(f"validation_{key}_mean") or -1e9)):
+            vb = w.get("validation_vs_best")
+            vs = "best" if vb is None else (f"{vb['difference']:+.2f} [{vb['ci'][0]:+.2f}, {vb['ci'][1]:+.2f}]"
+                                            + (" *" if vb["significant"] else ""))
+            tb = w.get("test_vs_baseline")
+            base_txt = "—" if tb is None else (f"{tb['difference']:+.2f} [{tb['ci'][0]:+.2f}, {tb['ci'][1]:+.2f}]"
+                                               + (" *" if tb["significant"] else ""))
+            dec = "; ".join(sorted({json.dumps(s["decoding"], sort_keys=True) for s in w["seeds"]}))
+            lines.append(f"| {w['name']} | {len(w['seeds'])} | {w['parameters'] / 1e6:.2f} | {_ci(w, 'validation', key)} "
+                         f"| {_ci(w, 'test', key)} | {vs} | {base_txt} | `{dec}` |")
+        for split, label in (("validation", "validation"), ("test", "test")):
+            base_scores = (report.get("baselines") or {}).get(split) or {}
+            for bname, sc in base_scores.items():
+                if key in sc:
+                    lines.append(f"| *{bname} baseline ({label})* | — | — | "
+                                 + (f"{sc[key]:.2f} | — " if split == "validation" else f"— | {sc[key]:.2f} ")
+                                 + "| — | — | — |")
+        lines += ["", f"{name} on the full splits; [95% CI]: paired bootstrap, 1,000 resamples (Koehn 2004), over "
+                  "the examples with each example's score averaged over the seeds. *: the interval of the difference "
+                  "excludes 0 (vs best: worse than the best way; vs baseline: better than the baseline).", "",
+                  "| way | train s (warm-up) | train tokens/s | passes / token | latency b1 (s) | throughput b32 "
+                  "(ex/s) | peak memory (MB) |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for w in report["ways"]:
+            s = w["seeds"][0]
+            c = s.get("costs") or {}
+            machines.add(s["machine"])
+            lines.append(f"| {w['name']} | {s['train_s']:.0f} ({s['warmup_s']:.0f}) | {_fmt(s['train_tokens_per_s'], '.0f')} "
+                         f"| {_fmt(c.get('passes_per_token'))} | {_fmt(c.get('latency_b1_s'), '.3f')} "
+                         f"| {_fmt(c.get('throughput_b32_per_s'))} | {_fmt(c.get('peak_memory_mb'), '.0f')} |")
+        lines += ["", f"Budget: {b['max_steps']} optimizer steps, batch {b['batch_size']}, lr {b['lr']:g}, "
+                  f"sources {b['max_source_length']} / targets {b['max_target_length']} tokens, MLM warm-up "
+                  f"{b['mlm_warmup_steps']} steps (computed once and shared by every way from the checkpoint; "
+                  "the random-weight control warms up its own head). Costs of the first seed; peak memory is the "
+                  "process's peak resident set so far on CPU.", ""]
+    lines += ["## Machine", "", *[f"- {m}" for m in sorted(machines)], "", "## Command", "", "```", command, "```", ""]
     return "\n".join(lines)
 
 
-def plot(report: dict[str, Any], path: Path) -> None:
-    """ROUGE-L per way (mean over seeds, each seed a dot), the lead-10 baseline as a line."""
+def plot(reports: Sequence[dict[str, Any]], path: Path) -> None:
+    """Per task: the validation score with its 95% interval per way, and quality against decoding
+    latency and training time (one point per way)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from ..io import atomic_write
-    ways = report["ways"][::-1]
-    fig = Figure(figsize=(7, 0.45 * len(ways) + 1.5), dpi=120)
+    fig = Figure(figsize=(15, 3.2 * len(reports) + 0.8), dpi=110)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    means = [w["validation_rougeL_mean"] or 0.0 for w in ways]
-    ax.barh([w["name"] for w in ways], means, color="tab:blue", alpha=0.6)
-    for y, w in enumerate(ways):
-        ax.plot([s["validation"]["rougeL"] for s in w["seeds"] if s["validation"]],
-                [y] * sum(1 for s in w["seeds"] if s["validation"]), "k.", ms=4)
-        ax.text(means[y], y, f" {means[y]:.1f}", va="center", fontsize=8)
-    lead = ((report.get("baselines") or {}).get("lead-10") or {}).get("rougeL")
-    if lead is not None:
-        ax.axvline(lead, color="tab:red", linestyle="--", label=f"lead-10 baseline ({lead:.1f})")
-        ax.legend(loc="lower right", fontsize=8)
-    ax.set_xlabel("ROUGE-L (validation)")
-    b = report["budget"]
-    ax.set_title(f"{report['dataset']}: {b['max_steps']} steps each, batch {b['batch_size']}", fontsize=10)
-    ax.set_xlim(0, max(means + [lead or 0, 1.0]) * 1.15)
+    for row, report in enumerate(reports):
+        key = report["metric"]
+        ways = [w for w in report["ways"] if w.get(f"validation_{key}_mean") is not None]
+        ways.sort(key=lambda w: w[f"validation_{key}_mean"])
+        ax = fig.add_subplot(len(reports), 3, 3 * row + 1)
+        for y, w in enumerate(ways):
+            m, (lo, hi) = w[f"validation_{key}_mean"], w[f"validation_{key}_ci"]
+            ax.errorbar([m], [y], xerr=[[m - lo], [hi - m]], fmt="o", color="tab:blue", capsize=3)
+        ax.set_yticks(range(len(ways)), [w["name"] for w in ways], fontsize=8)
+        base = ((report.get("baselines") or {}).get("validation") or {})
+        for bname, sc in base.items():
+            if key in sc:
+                ax.axvline(sc[key], color="tab:red", linestyle="--", label=f"{bname} ({sc[key]:.1f})")
+        ax.legend(fontsize=7)
+        ax.set_xlabel(f"validation {key} (95% CI)")
+        ax.set_title(f"{report['task']}: {report['dataset']}", fontsize=9)
+        for k, (field, label) in enumerate((("latency_b1_s", "decoding latency at batch 1 (s)"),
+                                            ("train_s", "training time (s)"))):
+            ax = fig.add_subplot(len(reports), 3, 3 * row + 2 + k)
+            for w in ways:
+                s = w["seeds"][0]
+                x = (s.get("costs") or {}).get(field) if field != "train_s" else s["train_s"] + s["warmup_s"]
+                if x is not None:
+                    ax.plot([x], [w[f"validation_{key}_mean"]], "o")
+                    ax.annotate(w["name"], (x, w[f"validation_{key}_mean"]), fontsize=7)
+            ax.set_xlabel(label)
+            ax.set_ylabel(f"validation {key}")
+            ax.grid(alpha=0.3)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
-def write_report(report: dict[str, Any], output_dir: Path, command: str) -> dict[str, Path]:
+def write_report(reports: Sequence[dict[str, Any]], output_dir: Path, command: str) -> dict[str, Path]:
     from ..io import write_json, write_text
     output_dir = Path(output_dir)
     paths = {"markdown": output_dir / "comparison.md", "png": output_dir / "comparison.png",
              "json": output_dir / "comparison.json"}
-    write_json(paths["json"], {**report, "command": command})
-    plot(report, paths["png"])
-    write_text(paths["markdown"], format_markdown(report, command))
+    write_json(paths["json"], {"reports": list(reports), "command": command})
+    plot(reports, paths["png"])
+    write_text(paths["markdown"], format_markdown(reports, command))
     return paths
 
 
@@ -237,6 +421,7 @@ def build_parser(prog: str = PROG, doc: str = "") -> Any:
     g.add_argument("--work-dir", type=Path, default=Path("runs/compare"), help="training runs (default runs/compare)")
     g.add_argument("--device", help="cpu, cuda (default: cuda if available)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     C.add_recipe_arguments(p, S.Seq2SeqRecipe, exclude=("scheme", "objective", "decoder_init", "random_weights"))
     return p
 
@@ -259,11 +444,13 @@ def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> i
         results_dir = args.results_dir or Path(args.output_dir) / "comparison"
         C.say(f"ways: {', '.join(w.name for w in ways)}; seeds {seeds}; results in {results_dir}")
         run_comparison(base, ways, seeds, results_dir, args.work_dir, args.device, not args.no_progress)
-        report = assemble(load_results(results_dir), base)
+        results = load_results(results_dir)
+        reports = [assemble([r for r in results if r["task"] == t], base, args.resamples)
+                   for t in dict.fromkeys(r["task"] for r in results)]
         command = "python scripts/compare_schemes.py" + (" " + shlex.join(argv) if argv else "")
-        paths = write_report(report, args.output_dir, command)
+        paths = write_report(reports, args.output_dir, command)
         C.say("")
-        C.say(format_markdown(report, command).split("\n\n")[2])  # the table
+        C.say(format_markdown(reports, command).split("\n\n")[1])  # the first table
         C.say(f"\nwrote {paths['markdown']}, {paths['png']} and {paths['json']}")
         return 0
 

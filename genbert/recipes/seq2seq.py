@@ -85,6 +85,10 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
     # generation / evaluation
     num_beams: int = flag(4, "beam size", group="evaluation", min=1)
     no_repeat_ngram_size: int = flag(3, "never repeat an n-gram of this size, 0 = off", group="evaluation", min=0)
+    no_repeat_word_ngram_size: int = flag(0, "never repeat a word n-gram of this size (words as a reader sees "
+                                             "them, not word pieces), 0 = off", group="evaluation", min=0)
+    no_repeat_content_words: bool = flag(False, "never repeat a content word (any word but a short English "
+                                                "function-word list) within one output", group="evaluation")
     length_penalty: float = flag(1.0, "beam score / length**penalty", group="evaluation")
     eval_batch_size: int = flag(32, "sources per generate call", group="evaluation", min=1)
     steps: Optional[int] = flag(None, "bidirectional: denoising passes over the target block (default: half "
@@ -125,6 +129,10 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
         if self.train is None and self.validation is not None:
             raise UsageError("--validation needs --train (or use --dataset)")
         if self.scheme == "bidirectional":
+            for name in ("no_repeat_word_ngram_size", "no_repeat_content_words"):
+                if getattr(self, name):
+                    raise UsageError(f"{C.flag_name(name)} does not apply to --scheme bidirectional (diffusion "
+                                     "decoding)")
             steps = self.diffusion_steps
             if steps > self.max_target_length:
                 raise UsageError(f"--steps={steps}: must be <= --max-target-length={self.max_target_length}")
@@ -154,7 +162,8 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
         if self.scheme == "bidirectional":
             return {**common, "steps": self.diffusion_steps, "order": self.order, "block_length": self.block_length}
         return {**common, "num_beams": self.num_beams, "no_repeat_ngram_size": self.no_repeat_ngram_size,
-                "length_penalty": self.length_penalty}
+                "no_repeat_word_ngram_size": self.no_repeat_word_ngram_size,
+                "no_repeat_content_words": self.no_repeat_content_words, "length_penalty": self.length_penalty}
 
     def default_output_dir(self) -> Path:
         return Path("runs") / (self.dataset or Path(self.train or "summarization").stem)
@@ -247,7 +256,7 @@ def check_lengths(model, recipe: Seq2SeqRecipe) -> None:
 # --------------------------------------------------------------------------- MLM warm-up
 def mlm_warmup(model, tokenizer, texts: Sequence[str], steps: int, new_params: frozenset, output_dir: Path,
                seed: int, device: Optional[str], progress: bool, batch_size: int = 16, max_length: int = 128,
-               lr: float = 1e-4) -> dict[str, Any]:
+               lr: float = 1e-4, later_s: Optional[Callable[[float], float]] = None) -> dict[str, Any]:
     """MLM on ``texts`` (the training sources) for ``steps`` steps, in place, before seq2seq training.
 
     Chunks of ``max_length`` tokens, 15% masked 80/10/10, a bidirectional (explicit) mask whatever
@@ -271,7 +280,8 @@ def mlm_warmup(model, tokenizer, texts: Sequence[str], steps: int, new_params: f
     if dinfo.is_main and output_dir.exists():
         shutil.rmtree(output_dir)
     barrier(dinfo)
-    trainer = Trainer(model, chunks, collate, config, output_dir, lengths=[len(c) + 2 for c in chunks])
+    trainer = Trainer(model, chunks, collate, config, output_dir, lengths=[len(c) + 2 for c in chunks],
+                      later_s=later_s)
     summary = trainer.train()
     if dinfo.is_main:
         for ckpt in output_dir.glob("checkpoint-*"):  # the seq2seq checkpoints hold these weights anyway
@@ -281,18 +291,41 @@ def mlm_warmup(model, tokenizer, texts: Sequence[str], steps: int, new_params: f
 
 
 # --------------------------------------------------------------------------- evaluation
+# the cost of one generated token (per beam) and of one source token at evaluation, in training
+# tokens (forward + backward), for the whole job's time estimate; measured on the default run
+DECODE_TOKEN_COST = 1.0
+ENCODE_TOKEN_COST = 0.33
+
+
+def job_tokens(recipe: Seq2SeqRecipe, pairs: Sequence[tuple[list[int], list[int]]], total_steps: int,
+               num_eval: int) -> tuple[float, float]:
+    """(training tokens of the seq2seq run, evaluation work in training-token units): what the
+    progress display divides by the measured tokens/s to tell the whole job's remaining time."""
+    pseudo = recipe.scheme == "prefix" and recipe.seq2seq_objective == "pseudo-mask"
+    per_example = sum(len(s) + len(t) * (2 if pseudo else 1) + 3 for s, t in pairs) / max(len(pairs), 1)
+    train = total_steps * recipe.batch_size * recipe.grad_accum * per_example
+    if recipe.scheme == "bidirectional":  # every denoising pass feeds the whole block
+        decode = recipe.diffusion_steps * recipe.max_target_length
+    else:
+        decode = recipe.max_target_length * recipe.num_beams
+    source = sum(len(s) + 2 for s, _ in pairs) / max(len(pairs), 1)
+    return train, num_eval * (source * ENCODE_TOKEN_COST + decode * DECODE_TOKEN_COST)
+
+
 def evaluate(generator, records: Sequence[dict], batch_size: int = 32, progress: bool = False,
-             task: str = "summarization") -> tuple[list[str], dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Generate for ``records``; returns (predictions, scores, baselines, decode): ROUGE and the
-    lead baselines for summarization, BLEU/chrF and the copy-the-source baseline for translation;
-    ``decode`` = generation wall time and the generated token count (the timer wraps generate only)."""
+             task: str = "summarization", **overrides: Any
+             ) -> tuple[list[str], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Generate for ``records`` (the generator's stored settings, ``overrides`` on top); returns
+    (predictions, scores, baselines, decode): ROUGE and the lead baselines for summarization,
+    BLEU/chrF and the copy-the-source baseline for translation; ``decode`` = generation wall time
+    and the generated token count (the timer wraps generate only)."""
     from ..metrics import baselines, score
     sources = [r["source"] for r in records]
     refs = [r["target"] for r in records]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "N inputs were truncated": expected for long articles
         t0 = time.perf_counter()
-        preds = generator.generate(sources, batch_size=batch_size, progress=progress)
+        preds = generator.generate(sources, batch_size=batch_size, progress=progress, **overrides)
         seconds = time.perf_counter() - t0
         tokens = sum(len(ids) + 1 for ids in generator.tokenizer.batch_encode(preds))  # + the end token
     decode = {"seconds": round(seconds, 3), "tokens": tokens, "examples": len(sources),
@@ -363,6 +396,9 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
     ckpt = trainer.check_resume() if opts.resume else None  # before anything is written
     if opts.resume and ckpt is None and main:
         log(f"note: no checkpoint in {out}: starting a new run")
+    train_tokens, eval_tokens = job_tokens(recipe, pairs, trainer.total_steps,
+                                           len(data.validation) if evaluate_at_end else 0)
+    trainer.later_s = lambda rate: eval_tokens / rate if rate else 0.0
 
     # ---- from here on the output directory is written
     if main:
@@ -370,19 +406,23 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
         if built.trained_tokenizer:
             tokenizer.save(out / C.TOKENIZER_DIR)
         C.write_run_config(out, recipe)
-        log(f"training: {trainer.total_steps} steps ({trainer.steps_per_epoch} an epoch), "
-            f"batch {config.batch_size} x {config.grad_accum}, lr {config.lr:g}"
-            + (f" ({config.new_param_lr_multiplier:g}x for {len(new_params)} new tensors)" if new_params else "")
-            + (f", after {warmup} MLM warm-up steps" if warmup and ckpt is None else "")
-            + f", {dinfo.world_size} process(es) on {trainer.device}; writing {out}")
     warmup_s = 0.0
     if warmup and ckpt is None:
+        if main:
+            log(f"MLM warm-up: {warmup} steps on the training sources, so that the new MLM head predicts tokens "
+                f"before seq2seq training (writing {out / WARMUP_DIR})")
         t0 = time.perf_counter()
         w = mlm_warmup(model, tokenizer, [r["source"] for r in data.train], warmup, built.new_params,
-                       out / WARMUP_DIR, recipe.seed, opts.device, not opts.no_progress)
+                       out / WARMUP_DIR, recipe.seed, opts.device, not opts.no_progress,
+                       later_s=lambda rate: (train_tokens + eval_tokens) / rate if rate else 0.0)
         warmup_s = time.perf_counter() - t0
         if main and w.get("final_loss") is not None:
             log(f"MLM warm-up done in {w['elapsed_s']:.0f}s, final loss {w['final_loss']:.4f}")
+    if main:
+        log(f"training: {trainer.total_steps} steps ({trainer.steps_per_epoch} an epoch), "
+            f"batch {config.batch_size} x {config.grad_accum}, lr {config.lr:g}"
+            + (f" ({config.new_param_lr_multiplier:g}x for {len(new_params)} new tensors)" if new_params else "")
+            + f", {dinfo.world_size} process(es) on {trainer.device}; writing {out}")
     summary = trainer.train(resume=opts.resume)
     result: dict[str, Any] = {"output_dir": str(out), "final": str(out / FINAL), "task": task,
                               "parameters": model.num_parameters(), "train": summary, "warmup_s": warmup_s,

@@ -1,0 +1,174 @@
+"""Words as a reader sees them, for generation constraints and for the stutter metric.
+
+Token-level n-gram blocking (``no_repeat_ngram_size``) misses repeats a reader sees at once:
+"devos confirms devos" (``dev ##os`` twice: no repeated token trigram), "bomb bomb", "nhs's nhs
+trust". :class:`WordVocab` reads word boundaries off the vocabulary (WordPiece ``##``
+continuations, sentencepiece ``▁`` word starts; a punctuation token ends a word) so that
+generation can block repeated *words*:
+
+* ``no_repeat_word_ngram_size=n``: no word n-gram occurs twice;
+* ``no_repeat_content_words=True``: no content word (:func:`is_content_word`) occurs twice.
+
+A word counts as chosen at its first piece (its *head*, :meth:`WordVocab.head`), so a repeat is
+blocked there, not halfway through the word: after "devos" (``dev ##os``), ``dev`` cannot start
+a word again (nor can any other word that starts with ``dev``).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any, Optional, Sequence
+
+__all__ = ["FUNCTION_WORDS", "is_content_word", "content_words", "WordVocab"]
+
+# English function words, and the fragments BERT's tokenizer leaves of contractions (don ' t)
+FUNCTION_WORDS = frozenset("""
+a about above after against ago all along also although am among an and another any are around as at
+be because been before being below between both but by can could did do does doing down during each
+either even ever every few for from further had has have having he her here hers herself him himself his
+how i if in into is it its itself just least less many may me might mine more most much must my myself
+near neither no nor not now of off on once one only onto or other our ours ourselves out over own per
+same shall she should since so some such than that the their theirs them themselves then there these
+they this those though through till to too toward towards under unless until up upon us very via vs
+was we were what whatever when where whether which while who whom whose why will with within without
+would yet you your yours yourself yourselves
+s t d ll m re ve don isn aren wasn weren doesn didn hasn haven hadn couldn wouldn shouldn mustn ain
+""".split())
+
+_WORD_CHARS = re.compile(r"[^\W_]+")
+
+
+def is_content_word(word: str) -> bool:
+    """A word that says something: two or more characters, at least one a letter, not a function
+    word (case-insensitive). Numbers ("3", "2005") are not content words."""
+    w = word.lower()
+    return len(w) >= 2 and any(c.isalpha() for c in w) and w not in FUNCTION_WORDS
+
+
+def content_words(text: str) -> list[str]:
+    """The content words of a text, lower-cased, in order. Words are runs of letters and digits,
+    so "nhs's" gives "nhs" (and "s"), "e-cigarette" gives "e" and "cigarette"."""
+    return [w for w in _WORD_CHARS.findall(text.lower()) if is_content_word(w)]
+
+
+def _is_punctuation(text: str) -> bool:
+    return bool(text) and all(unicodedata.category(c)[0] in "PSZ" for c in text)
+
+
+START, CONT, SEP = 0, 1, 2  # a token that starts a word, continues one, or separates words
+
+
+class WordVocab:
+    """Word boundaries of a vocabulary: for each token id, its kind (``START``, ``CONT`` or
+    ``SEP`` for special and punctuation tokens) and its characters (lower-cased, markers
+    removed). Ids beyond the vocabulary (a padded embedding matrix) are separators.
+
+    Build it with :meth:`from_tokenizer`; generation takes it as ``word_vocab=``.
+    """
+
+    def __init__(self, kinds: Sequence[int], surfaces: Sequence[str]):
+        if len(kinds) != len(surfaces):
+            raise ValueError("kinds and surfaces differ in length")
+        self.kinds = list(kinds)
+        self.surfaces = list(surfaces)
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    @classmethod
+    def from_tokens(cls, tokens: Sequence[Optional[str]], special_ids: Sequence[int] = (),
+                    sentencepiece: bool = False) -> "WordVocab":
+        """From the vocabulary entries in id order (None: an id without an entry)."""
+        special = set(special_ids)
+        kinds, surfaces = [], []
+        for i, tok in enumerate(tokens):
+            if tok is None or i in special:
+                kinds.append(SEP)
+                surfaces.append("")
+                continue
+            if sentencepiece:
+                starts, text = tok.startswith("\u2581"), tok.lstrip("\u2581")
+            else:
+                starts = not (tok.startswith("##") and len(tok) > 2)
+                text = tok if starts else tok[2:]
+            kinds.append(SEP if _is_punctuation(text) else START if starts else CONT)
+            surfaces.append(text.lower())
+        return cls(kinds, surfaces)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Any) -> "WordVocab":
+        """From a :class:`genbert.tokenization.Tokenizer` (WordPiece or sentencepiece)."""
+        tokens = [tokenizer.id_to_token(i) for i in range(len(tokenizer))]
+        return cls.from_tokens(tokens, sorted(tokenizer.special_ids), tokenizer.kind == "sentencepiece")
+
+    # ------------------------------------------------------------------ words of a token sequence
+    def _kind(self, i: int) -> int:
+        return self.kinds[i] if 0 <= i < len(self.kinds) else SEP
+
+    def split(self, ids: Sequence[int]) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
+        """The finished words of ``ids`` (token tuples) and the word still open at the end (a
+        following ``CONT`` token would extend it; empty after a separator)."""
+        words: list[tuple[int, ...]] = []
+        cur: list[int] = []
+        for i in ids:
+            k = self._kind(i)
+            if k == CONT:
+                cur.append(i)
+                continue
+            if cur:
+                words.append(tuple(cur))
+            cur = [i] if k == START else []
+        return [w for w in words if self.text(w)], tuple(cur)
+
+    def text(self, word: Sequence[int]) -> str:
+        return "".join(self.surfaces[i] for i in word if 0 <= i < len(self.surfaces))
+
+    def head(self, word: Sequence[int]) -> tuple[int, ...]:
+        """The tokens of ``word`` up to the one at which it is told apart: the first whose prefix
+        has characters and is not a function word ("be ##ckham" -> both; a bare sentencepiece
+        ``▁`` never alone), or else (a function word) the first with characters."""
+        first = None
+        for n in range(1, len(word) + 1):
+            text = self.text(word[:n])
+            if text and first is None:
+                first = n
+            if text and text not in FUNCTION_WORDS:
+                return tuple(word[:n])
+        return tuple(word[:first or len(word)])
+
+    # ------------------------------------------------------------------ constraints
+    def banned(self, ids: Sequence[int], ngram_size: int = 0, content_words: bool = False) -> set[int]:
+        """Token ids that may not come next after ``ids``: those that would start a word that
+        repeats a word n-gram (``ngram_size``) or a content word (``content_words``) of ``ids``."""
+        if not ngram_size and not content_words:
+            return set()
+        words, cur = self.split(ids)
+        # a word-start token finishes the open word: its context includes it; a token that can only
+        # begin a word where the open word stands (after a separator, or after a bare "▁") does not
+        closed = words + [cur] if cur and self.text(cur) else words
+        out: set[int] = set()
+
+        def allowed_here(head: tuple[int, ...], after_open_word: bool) -> bool:
+            last = head[-1]
+            if len(head) == 1 and self.kinds[last] == START:
+                return after_open_word
+            return not after_open_word and (cur == head[:-1] if len(head) > 1 else not cur)
+
+        for context, after_open in ((closed, True), (words, False)):
+            if content_words:
+                for w in context:
+                    head = self.head(w)
+                    if is_content_word(self.text(w)) and allowed_here(head, after_open):
+                        out.add(head[-1])
+            if ngram_size:
+                n = ngram_size
+                if len(context) < n - 1 or not context:
+                    continue
+                keys = [self.text(w) for w in context]
+                tail = keys[len(keys) - n + 1:] if n > 1 else []
+                for j in range(len(context) - n + 1):
+                    if keys[j:j + n - 1] == tail:
+                        head = self.head(context[j + n - 1])
+                        if allowed_here(head, after_open):
+                            out.add(head[-1])
+        return out

@@ -1,0 +1,228 @@
+"""No stutter: word-level repeat blocking (genbert.words) in generation, and the stutter metric."""
+import pytest
+import torch
+
+from genbert import DecoderConfig, GenBert, TextGenerator
+from genbert.generation import GenerationConfig, apply_constraints
+from genbert.metrics import repeated_content_word_share
+from genbert.words import CONT, SEP, START, WordVocab, content_words, is_content_word
+from conftest import padded_batch, tiny_config
+
+# a 99-token vocabulary for the tiny models: 0-3 special, punctuation, function words, content
+# words, WordPiece continuations
+PUNCT = [",", ".", "'", "-", ":", "!"]
+FUNCTION = ["the", "a", "of", "to", "in", "and", "on", "for", "at", "by", "with", "from", "as", "is", "was",
+            "be", "it", "he", "she", "they"]
+TOKENS = (["[PAD]", "[CLS]", "[SEP]", "[MASK]"] + PUNCT + FUNCTION + [f"w{i}" for i in range(30, 80)]
+          + [f"##x{i}" for i in range(80, 99)])
+assert len(TOKENS) == 99
+VOCAB = WordVocab.from_tokens(TOKENS, special_ids=[0, 1, 2, 3])
+
+
+def test_vocab_kinds_and_words():
+    assert [VOCAB.kinds[i] for i in (0, 2, 4, 6, 10, 30, 80)] == [SEP, SEP, SEP, SEP, START, START, CONT]
+    ids = [30, 80, 81, 10, 4, 82, 31, 80]  # w30x80x81 the , x82 w31x80
+    words, cur = VOCAB.split(ids)
+    assert [VOCAB.text(w) for w in words] == ["w30x80x81", "the", "x82"] and VOCAB.text(cur) == "w31x80"
+    assert VOCAB.head(words[0]) == (30,)
+    sp = WordVocab.from_tokens(["[PAD]", "\u2581nhs", "'s", "\u2581", "x", "\u2581-", "-"], [0], sentencepiece=True)
+    assert sp.kinds == [SEP, START, CONT, START, CONT, SEP, SEP]
+    words, cur = sp.split([1, 2, 3, 4, 5, 3, 6])  # nhs's x - (a bare "▁" before "-" is no word)
+    assert [sp.text(w) for w in words] == ["nhs's", "x"] and cur == ()
+    assert sp.head((3, 4)) == (3, 4)
+
+
+def test_banned_content_words_and_ngrams():
+    # w30x80 w31 the: another word starting w30 or w31 is banned, "the" is not
+    assert VOCAB.banned([30, 80, 31, 10], content_words=True) == {30, 31}
+    assert VOCAB.banned([30, 80, 31, 10]) == set()
+    # the open word counts: right after "w31", a new "w31" would repeat it; a continuation would not
+    assert 31 in VOCAB.banned([31], content_words=True) and 80 not in VOCAB.banned([31], content_words=True)
+    # word bigrams: "the w30" was said; after "... the" the next word cannot be w30 again
+    assert VOCAB.banned([10, 30, 31, 10], ngram_size=2) == {30}
+    assert VOCAB.banned([10, 30, 31, 4, 10], ngram_size=2) == {30}  # punctuation is not a word
+    assert VOCAB.banned([10, 30, 80, 31, 10], ngram_size=2) == {30}  # w30x80 starts with w30: banned
+    assert VOCAB.banned([10, 30, 10], ngram_size=1) == {10, 30}
+    # a word that starts after punctuation with a continuation piece ("nhs ' s" -> "s")
+    assert VOCAB.banned([82, 4], content_words=True) == {82}  # cur is empty: "##x82" would start a word
+    assert VOCAB.banned([82, 4, 31], content_words=True) == {31}  # here "##x82" would continue w31
+    # sentencepiece: a word that starts with a bare "▁" is banned at its first piece with characters
+    sp = WordVocab.from_tokens(["[PAD]", "\u2581", "xy", "\u2581ab", "cd"], [0], sentencepiece=True)
+    assert sp.banned([1, 2, 3], content_words=True) == {3}  # "xy" can only come back after a bare "▁"
+    assert sp.banned([1, 2, 3, 1], content_words=True) == {2, 3}
+    # a word whose first piece is a function word is told apart at its second ("be ##ckham")
+    be = WordVocab.from_tokens(["[PAD]", "be", "##ckham", "w"], [0])
+    assert be.head((1, 2)) == (1, 2) and be.head((1,)) == (1,)
+    assert be.banned([1, 2, 3], content_words=True) == set()  # "be" stays free
+    assert be.banned([1, 2, 3, 1], content_words=True) == {2}
+
+
+@pytest.mark.parametrize("text, word", [
+    ("devos confirms", "devos"), ("suicide bomb", "bomb"), ("new nhs trust: nhs's", "nhs"),
+    ("kabul court in afghan", "court"),
+])
+def test_real_tokenizers_block_a_repeated_word(wordpiece, spm_tok, text, word):
+    """Generating `word` again after `text`: some token of it is banned (WordPiece: the first)."""
+    for tok in (wordpiece, spm_tok):
+        vocab = WordVocab.from_tokenizer(tok)
+        prefix, full = tok.encode(text), tok.encode(f"{text} {word}")
+        assert full[:len(prefix)] == prefix
+        blocked = [k for k in range(len(prefix), len(full))
+                   if full[k] in vocab.banned(full[:k], content_words=True)]
+        assert blocked, (tok.kind, [tok.id_to_token(i) for i in full])
+        if tok.kind == "wordpiece":
+            assert blocked[0] == len(prefix)
+        assert not [k for k in range(len(prefix), len(full))
+                    if full[k] in vocab.banned(full[:k], content_words=False)]
+
+
+def test_real_wordpiece_examples(wordpiece):
+    vocab = WordVocab.from_tokenizer(wordpiece)
+    name = {i: wordpiece.id_to_token(i) for i in range(len(wordpiece))}
+    banned = vocab.banned(wordpiece.encode("suicide bomb"), content_words=True)
+    assert {name[i] for i in banned} == {"suicide", "bomb"}
+    ids = wordpiece.encode("new nhs trust: nhs's nhs")
+    assert {name[i] for i in vocab.banned(ids, ngram_size=2)} == {"trust", "s"}
+    assert "the" not in {name[i] for i in vocab.banned(wordpiece.encode("the man and the"), content_words=True)}
+
+
+def _words(row, eos=2):
+    row = row[:row.index(eos)] if eos in row else row
+    words, cur = VOCAB.split(row)
+    return words + ([cur] if VOCAB.text(cur) else [])
+
+
+def _content_repeat(row) -> bool:
+    heads = [VOCAB.head(w) for w in _words(row) if is_content_word(VOCAB.text(w))]
+    return len(set(heads)) < len(heads)
+
+
+def _bigram_repeat(row) -> bool:
+    keys = [VOCAB.text(w) for w in _words(row)]
+    grams = list(zip(keys, keys[1:]))
+    return len(set(grams)) < len(grams)
+
+
+KINDS = {"prefix": dict(mask_scheme="prefix"), "causal": dict(mask_scheme="causal"),
+         "encoder-decoder": dict(decoder=DecoderConfig(num_hidden_layers=2))}
+STRATEGIES = {"greedy": dict(), "beam": dict(num_beams=3), "sample": dict(do_sample=True, top_k=20)}
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_generation_never_repeats_and_cached_equals_uncached(kind, strategy):
+    torch.manual_seed(0)
+    model = GenBert(tiny_config(**KINDS[kind])).eval()
+    ids, am = padded_batch([9, 6, 3, 7], low=4)
+
+    def gen(**kw):
+        if STRATEGIES[strategy].get("do_sample"):
+            kw["generator"] = torch.Generator().manual_seed(7)
+        return model.generate(ids, am, max_new_tokens=16, word_vocab=VOCAB, **STRATEGIES[strategy], **kw)
+
+    plain = gen()
+    for opts, repeat in ((dict(no_repeat_content_words=True), _content_repeat),
+                         (dict(no_repeat_word_ngram_size=2), _bigram_repeat)):
+        out = gen(**opts)
+        assert torch.equal(out, gen(use_cache=False, **opts))
+        assert not any(repeat(row) for row in out.tolist())
+    both = gen(no_repeat_content_words=True, no_repeat_word_ngram_size=2, no_repeat_ngram_size=2)
+    assert not any(_content_repeat(r) or _bigram_repeat(r) for r in both.tolist())
+    # without the options the same decoding repeats (the tiny random models stutter)
+    assert any(_content_repeat(r) or _bigram_repeat(r) for r in plain.tolist())
+
+
+def test_apply_constraints_bans_the_word_heads():
+    logp = torch.log_softmax(torch.randn(2, 99), -1)
+    gen = torch.tensor([[30, 80, 10, 31], [10, 11, 12, 13]])
+    cfg = GenerationConfig(no_repeat_content_words=True, word_vocab=VOCAB)
+    out = apply_constraints(logp, gen, cfg, eos=2)
+    assert torch.isinf(out[0, [30, 31]]).all() and torch.isfinite(out[0, [2, 10, 32, 80]]).all()
+    assert torch.equal(out[1], logp[1])
+    assert torch.equal(apply_constraints(logp, gen[:, :0], cfg, eos=2), logp)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(no_repeat_content_words=True), "word_vocab"), (dict(no_repeat_word_ngram_size=2), "word_vocab"),
+    (dict(no_repeat_word_ngram_size=-1, word_vocab=VOCAB), "no_repeat_word_ngram_size"),
+    (dict(no_repeat_content_words=1, word_vocab=VOCAB), "no_repeat_content_words"),
+])
+def test_bad_word_arguments(bad, message):
+    model = GenBert(tiny_config(mask_scheme="prefix")).eval()
+    ids, am = padded_batch([5], low=4)
+    with pytest.raises(ValueError, match=message):
+        model.generate(ids, am, max_new_tokens=4, **bad)
+
+
+def test_diffusion_rejects_the_word_options():
+    model = GenBert(tiny_config(mask_scheme="bidirectional")).eval()
+    ids, am = padded_batch([5], low=4)
+    for kw in (dict(no_repeat_content_words=True), dict(no_repeat_word_ngram_size=2)):
+        with pytest.raises(ValueError, match="not supported by diffusion"):
+            model.generate(ids, am, max_new_tokens=4, word_vocab=VOCAB, **kw)
+
+
+# ---------------------------------------------------------------- TextGenerator
+SETTINGS = {"max_source_length": 24, "max_new_tokens": 10, "num_beams": 2, "no_repeat_ngram_size": 3}
+
+
+@pytest.fixture(scope="module")
+def wordpiece_generator(wordpiece):
+    torch.manual_seed(0)
+    model = GenBert(tiny_config(vocab_size=len(wordpiece), mask_scheme="prefix", max_position_embeddings=48))
+    return TextGenerator(model, wordpiece, SETTINGS, device="cpu")
+
+
+SOURCES = ["Time Warner said fourth quarter sales rose 2% to $11.1bn from $10.9bn.",
+           "A suicide bomb attack on a court in the Afghan capital Kabul killed five people.",
+           "The dollar has hit its highest level against the euro in almost three months.",
+           "Shares in UK drinks and food firm Allied Domecq have risen on speculation."]
+
+
+def test_text_generator_takes_the_word_options_from_calls_and_settings(wordpiece_generator):
+    gen = wordpiece_generator
+    plain = gen.generate(SOURCES)
+    blocked = gen.generate(SOURCES, no_repeat_content_words=True)
+    assert repeated_content_word_share(plain) >= 0.5  # a random model stutters
+    assert repeated_content_word_share(blocked) == 0.0
+    stored = TextGenerator(gen.model, gen.tokenizer, {**SETTINGS, "no_repeat_content_words": True}, device="cpu")
+    assert stored.generate(SOURCES) == blocked
+    assert stored.generate(SOURCES, no_repeat_content_words=False) == plain
+    both = gen.generate(SOURCES, no_repeat_content_words=True, no_repeat_word_ngram_size=2)
+    assert repeated_content_word_share(both) == 0.0
+
+
+def test_cli_word_options(wordpiece_generator, tmp_path, capsys):
+    from genbert.cli import generate_main
+    wordpiece_generator.save_pretrained(tmp_path / "m")
+    (tmp_path / "in.txt").write_text("\n".join(SOURCES) + "\n")
+    generate_main([str(tmp_path / "m"), str(tmp_path / "in.txt"), "--no-repeat-content-words",
+                   "--no-repeat-word-ngram-size", "2", "--device", "cpu"])
+    expected = wordpiece_generator.generate(SOURCES, no_repeat_content_words=True, no_repeat_word_ngram_size=2)
+    assert capsys.readouterr().out.splitlines() == expected
+
+
+def test_text_generator_output_is_clean_text(wordpiece_generator, wordpiece, monkeypatch):
+    text = "voters 'don't trust' e-cigarette firms, says u.s. report: sales up 5.3%"
+    ids = torch.tensor([wordpiece.encode(text) + [wordpiece.sep_token_id]])
+    monkeypatch.setattr(wordpiece_generator.model, "generate", lambda *a, **k: ids)
+    assert wordpiece_generator.generate("anything") == text
+
+
+# ---------------------------------------------------------------- the metric
+def test_content_words():
+    assert content_words("New NHS trust: NHS's nhs trust'") == ["new", "nhs", "trust", "nhs", "nhs", "trust"]
+    assert content_words("the 3-3 draw in 2005 for u.s. e-cigarette") == ["draw", "cigarette"]
+    assert not is_content_word("The") and is_content_word("Kabul") and not is_content_word("2005")
+
+
+def test_repeated_content_word_share():
+    stutter = ["devos confirms devos to serve as education secretary",
+               "suicide bomb bomb blasts kabul court in afghan court",
+               "new nhs trust: nhs's nhs trust'"]
+    clean = ["the man and the dog", "3-3 draw for 3 teams", "Bomb blasts Kabul court", ""]
+    assert repeated_content_word_share(stutter) == 1.0
+    assert repeated_content_word_share(clean) == 0.0
+    assert repeated_content_word_share(stutter + clean[:1]) == 0.75
+    assert repeated_content_word_share(["Kabul bomb, kabul"]) == 1.0  # case-insensitive
+    assert repeated_content_word_share([]) == 0.0
