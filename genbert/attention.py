@@ -10,6 +10,7 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import flex, masks
 from .cache import KVCache
 from .config import GenBertConfig
 from .packing import Linear
@@ -51,7 +52,9 @@ class Attention(nn.Module):
                 kv: Optional[tuple[Tensor, Tensor]] = None,
                 cache: Optional[KVCache] = None, layer: int = 0) -> Tensor:
         """x: (B, T, hidden); mask: bool (B, T, S), True = may attend, S = key length
-        (cached keys included); None = every key may be attended to. `kv` gives precomputed keys/values (cross-attention while decoding);
+        (cached keys included); None = every key may be attended to; `masks.CAUSAL` = the plain
+        causal mask (S = T), run through SDPA's causal flag; a FlexAttention BlockMask (S = T,
+        see genbert/flex.py). `kv` gives precomputed keys/values (cross-attention while decoding);
         with `cache`, new self-attention keys/values are written at `cache.length` and all cached
         ones are attended to. Returns (B, T, hidden)."""
         q = self._heads(self.query(x))
@@ -67,10 +70,20 @@ class Attention(nn.Module):
             # beams of one source share its cross-attention keys/values (and mask, (B_src, 1, S)):
             # attend with the beams as extra query rows instead of copying the keys per beam
             q = q.view(k.shape[0], group, h, t, d).transpose(1, 2).reshape(k.shape[0], h, group * t, d)
-        a = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=None if mask is None else mask[:, None],
-            dropout_p=self.attn_dropout if self.training else 0.0,
-        )
+        causal = mask is masks.CAUSAL
+        block = mask is not None and not causal and not isinstance(mask, Tensor) and flex.is_block_mask(mask)
+        if (causal or block) and (group > 1 or k.shape[2] != t):
+            raise ValueError(f"{'masks.CAUSAL' if causal else 'a block mask'} needs as many keys as queries "
+                             "(no cache, no shared keys)")
+        if block:
+            if self.training and self.attn_dropout > 0:
+                raise ValueError("FlexAttention has no attention dropout: train with the boolean masks")
+            a = flex.attend(q, k, v, mask)
+        else:
+            a = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=None if mask is None or causal else mask[:, None],
+                dropout_p=self.attn_dropout if self.training else 0.0, is_causal=causal,
+            )
         if group > 1:
             a = a.view(k.shape[0], h, group, t, d).transpose(1, 2).reshape(b, h, t, d)
         a = a.transpose(1, 2).reshape(x.shape)

@@ -63,6 +63,9 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--dtype", choices=("float32", "int8"), default="float32",
+                   help="weights to decode with: float32 (default) or int8 (CPU only, faster; see "
+                        "GenBert.quantize)")
     return p
 
 
@@ -144,6 +147,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         fail(f"--num-beams {a.num_beams}: beam sampling is not supported; use --do-sample with --num-beams 1")
     if not a.field:
         fail("--field: must not be empty")
+    if a.dtype == "int8" and a.device is not None and not a.device.startswith("cpu"):
+        fail(f"--dtype int8 decodes on CPU, not on --device {a.device}")
     a.model_dir, config = _check_model_dir(a.model)
     if a.max_new_tokens is not None and config.get("model_type") == "genbert":
         positions = config.get("max_position_embeddings")
@@ -213,7 +218,8 @@ def run(a: argparse.Namespace) -> None:
     _check_device(a.device)
     logging.getLogger("genbert.textgen").setLevel(logging.ERROR)  # the note below says it for the command line
     try:
-        gen = TextGenerator.from_pretrained(a.model_dir, device=a.device)
+        gen = TextGenerator.from_pretrained(a.model_dir, device="cpu" if a.dtype == "int8" else a.device,
+                                            dtype=a.dtype)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         msg = str(e)  # loaders name the path already: say it once
         fail(msg if a.model in msg else f"{a.model}: {msg}")

@@ -205,7 +205,7 @@ class Seq2SeqState:
             return self.model.logits(hidden[:, -1])
         start = torch.full((n, 1), self.start_id, dtype=torch.long, device=dev)
         dec = torch.cat([start, generated], 1)
-        hidden = self.model.decoder(dec, masks.causal(dec), self.memory, self.cross_mask)
+        hidden = self.model.decoder(dec, masks.CAUSAL, self.memory, self.cross_mask)
         return self.model.logits(hidden[:, -1])
 
     def reorder(self, index: Tensor) -> None:

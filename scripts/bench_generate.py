@@ -6,12 +6,19 @@ sources of 256 tokens (some right-padded), 64 new tokens (min = max, so both dec
 length), greedy and beam 4; identical tokens are checked. Also the prefix (UniLM) scheme at the
 same size, tokens/s, and the time the model's FLOPs would take at the machine's measured matmul
 throughput (the compute limit). Writes a markdown table and JSON (default docs/benchmarks/).
+
+On CPU, in the same run: genbert with int8 weights (`model.quantize("int8")`) against
+transformers' float32 generate, with the share of outputs identical to genbert's float32 ones;
+and CTranslate2 (`pip install ctranslate2`, skipped with a line saying so when absent) in float32
+and int8 on a same-size BART with random weights (its converter cannot express BERT's LM-head
+transform, dense + GELU + LayerNorm before the vocabulary projection, so a converted genbert model
+is not possible), as the reference of what this machine allows. `--dtype bfloat16` (GPU) casts
+both models to bf16.
 """
 import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -21,20 +28,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import torch  # noqa: E402
 
+import bench_common as bc  # noqa: E402
+from bench_common import timed  # noqa: E402
 from genbert import GenBert, GenBertConfig  # noqa: E402
-
-SIZE = dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
-
-
-def timed(fn, repeats: int, sync) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        sync()
-        t = time.perf_counter()
-        out = fn()
-        sync()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
 
 
 def matmul_gflops(device, dtype, sync) -> float:
@@ -82,8 +78,55 @@ def memory_floor(model, ids, am, new: int, encode_limit_s: float, repeats: int, 
                 floor_s=encode_limit_s + new * t_read)
 
 
+def ctranslate2_rows(size: dict, ids, am, n: int, threads: int, repeats: int, t_ref: dict) -> tuple[list, list]:
+    """CTranslate2 float32 and int8 on a same-size BART with random weights (rows, results), or a
+    line saying why not."""
+    try:
+        import ctranslate2
+        from ctranslate2.converters import TransformersConverter
+    except ImportError:
+        return ["| CTranslate2 | – | skipped: `ctranslate2` is not installed (pip install ctranslate2) | | | | | |"], []
+    from transformers import BartConfig, BartForConditionalGeneration, BertTokenizerFast
+    h, layers, heads, inter, vocab = (size[k] for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                       "intermediate_size", "vocab_size"))
+    rows, results = [], []
+    with tempfile.TemporaryDirectory() as d:
+        torch.manual_seed(0)
+        # post-LN like BERT; the keys its converter still reads (transformers 5 dropped them from BartConfig)
+        cfg = BartConfig(vocab_size=vocab, d_model=h, encoder_layers=layers, decoder_layers=layers,
+                         encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=inter,
+                         decoder_ffn_dim=inter, max_position_embeddings=512, activation_function="gelu",
+                         pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
+                         normalize_before=False, add_final_layer_norm=False, static_position_embeddings=False)
+        BartForConditionalGeneration(cfg).save_pretrained(os.path.join(d, "hf"))
+        tokens = ["<s>", "<pad>", "</s>", "<unk>"] + [f"t{i}" for i in range(4, vocab)]
+        BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}, unk_token="<unk>", pad_token="<pad>",
+                          cls_token="<s>", sep_token="</s>", mask_token="<unk>", bos_token="<s>",
+                          eos_token="</s>").save_pretrained(os.path.join(d, "hf"))
+        # the same sources (real tokens only: CTranslate2 pads itself), ending in </s>
+        src = [[f"t{int(i)}" for i in row[:int(m.sum())].tolist()[:-1]] + ["</s>"] for row, m in zip(ids.cpu(), am.cpu())]
+        for q in ("float32", "int8"):
+            out = os.path.join(d, f"ct2_{q}")
+            TransformersConverter(os.path.join(d, "hf")).convert(out, quantization=None if q == "float32" else q,
+                                                                 force=True)
+            tr = ctranslate2.Translator(out, device="cpu", compute_type=q, intra_threads=threads, inter_threads=1)
+            for beams in (1, 4):
+                def run():
+                    return tr.translate_batch(src, beam_size=beams, max_decoding_length=n, min_decoding_length=n,
+                                              max_batch_size=len(src))
+                run()  # warm-up
+                t, _ = timed(run, repeats, lambda: None)
+                name = "greedy" if beams == 1 else f"beam {beams}"
+                results.append(dict(model=f"CTranslate2 BART {q}", strategy=name, seconds=t,
+                                    speedup_vs_transformers_float32=t_ref[beams] / t, tokens_per_s=len(src) * n / t))
+                rows.append(f"| CTranslate2 {q} (same-size BART, random weights) | {name} | {t_ref[beams]:.3f} | "
+                            f"{t:.3f} | **{t_ref[beams] / t:.2f}x** | – | {len(src) * n / t:.0f} | – |")
+                print(rows[-1], flush=True)
+    return rows, results
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch", type=int, default=8)
@@ -91,43 +134,54 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--size", default="minilm", choices=sorted(bc.SIZES), help="model size (tiny: for tests)")
+    p.add_argument("--no-int8", action="store_true", help="skip genbert's int8 rows (CPU)")
+    p.add_argument("--no-ctranslate2", action="store_true", help="skip the CTranslate2 rows (CPU)")
+    p.add_argument("--no-prefix", action="store_true", help="skip the prefix (UniLM) rows")
     p.add_argument("--output-dir", default="docs/benchmarks")
     a = p.parse_args()
     warnings.simplefilter("ignore")
     from transformers import BertConfig, BertLMHeadModel, BertModel, EncoderDecoderModel
     from transformers.utils import logging as hf_logging
     hf_logging.set_verbosity_error()
-    dev = a.device
-    if dev == "cpu":
+    dev, tag = a.device, bc.device_tag(a.device)
+    if tag == "cpu":
         torch.set_num_threads(a.threads)
-    sync = (lambda: torch.cuda.synchronize()) if dev.startswith("cuda") else (lambda: None)
+    sync = bc.sync_fn(dev)
     dtype = getattr(torch, a.dtype)
+    size = bc.SIZES[a.size]
+    h, inter, layers, vocab = (size[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "vocab_size"))
 
     torch.manual_seed(0)
-    ref = EncoderDecoderModel(encoder=BertModel(BertConfig(**SIZE)),
-                              decoder=BertLMHeadModel(BertConfig(**SIZE, is_decoder=True, add_cross_attention=True)))
+    ref = EncoderDecoderModel(encoder=BertModel(BertConfig(**size)),
+                              decoder=BertLMHeadModel(BertConfig(**size, is_decoder=True, add_cross_attention=True)))
     with tempfile.TemporaryDirectory() as d:
         ref.config.decoder_start_token_id, ref.config.pad_token_id, ref.config.eos_token_id = 101, 0, 102
         ref.save_pretrained(d)
         ours = GenBert.from_pretrained(d)
+    int8 = None
+    if tag == "cpu" and a.dtype == "float32" and not a.no_int8:
+        from genbert import quantize
+        int8 = ours.quantize("int8") if quantize.available() else None
     ref = ref.to(dev, dtype).eval()
     ours = ours.to(dev, dtype).eval()
 
     g = torch.Generator().manual_seed(0)
     b, s, n = a.batch, a.source_length, a.new_tokens
-    ids = torch.randint(1000, 30000, (b, s), generator=g)
-    lengths = [s if i % 2 == 0 else s - 16 * (i + 1) for i in range(b)]  # half the rows padded
+    ids = torch.randint(max(200, vocab // 30), vocab - 1, (b, s), generator=g)
+    lengths = [s if i % 2 == 0 else max(2, s - 16 * (i + 1)) for i in range(b)]  # half the rows padded
     am = torch.zeros(b, s, dtype=torch.long)
     for i, L in enumerate(lengths):
         am[i, :L] = 1
     ids = ids.masked_fill(am == 0, 0).to(dev)
     am = am.to(dev)
 
-    peak = matmul_gflops(dev, dtype, sync)
-    encode_limit = generate_flops(lengths, 0, 1, 384, 1536, 6, 30522, decoder=True) / (peak * 1e9)
+    peak = bc.matmul_tflops(dev, dtype) * 1e3
+    encode_limit = generate_flops(lengths, 0, 1, h, inter, layers, vocab, decoder=True) / (peak * 1e9)
     floor = memory_floor(ours, ids, am, n, encode_limit, a.repeats, sync)
-    rows, results = [], {"device": dev, "threads": a.threads if dev == "cpu" else None, "dtype": a.dtype,
-                         "matmul_gflops": round(peak, 1), "runs": []}
+    rows, results = [], {"device": dev, "threads": a.threads if tag == "cpu" else None, "dtype": a.dtype,
+                         "size": a.size, "matmul_gflops": round(peak, 1), "runs": []}
+    t_ref = {}
     for beams in (1, 4):
         kw = dict(max_new_tokens=n, min_new_tokens=n, num_beams=beams)
         def run_ref():
@@ -137,67 +191,91 @@ def main() -> None:
         def run_ours():
             return ours.generate(ids, am, **kw)
         run_ref(), run_ours()  # warm-up
-        t_ref, r = timed(run_ref, a.repeats, sync)
+        t_ref[beams], r = timed(run_ref, a.repeats, sync)
         t_ours, o = timed(run_ours, a.repeats, sync)
         same = torch.equal(o.cpu(), r.cpu())
-        flops = generate_flops(lengths, n, beams, 384, 1536, 6, 30522, decoder=True)
+        flops = generate_flops(lengths, n, beams, h, inter, layers, vocab, decoder=True)
         limit = flops / (peak * 1e9)
         name = "greedy" if beams == 1 else f"beam {beams}"
-        results["runs"].append(dict(model="bert2bert", strategy=name, transformers_s=t_ref, genbert_s=t_ours,
-                                    speedup=t_ref / t_ours, identical_tokens=same, tokens_per_s=b * n / t_ours,
+        results["runs"].append(dict(model="bert2bert", strategy=name, transformers_s=t_ref[beams], genbert_s=t_ours,
+                                    speedup=t_ref[beams] / t_ours, identical_tokens=same, tokens_per_s=b * n / t_ours,
                                     compute_limit_s=limit, fraction_of_limit=limit / t_ours))
         if beams == 1:
-            floor["best_possible_speedup"] = t_ref / floor["floor_s"]
+            floor["best_possible_speedup"] = t_ref[beams] / floor["floor_s"]
             results["greedy_memory_floor"] = floor
-        rows.append(f"| bert2bert | {name} | {t_ref:.3f} | {t_ours:.3f} | **{t_ref / t_ours:.2f}x** | {same} | "
-                    f"{b * n / t_ours:.0f} | {limit:.3f} ({100 * limit / t_ours:.0f}%) |")
+        rows.append(f"| bert2bert | {name} | {t_ref[beams]:.3f} | {t_ours:.3f} | **{t_ref[beams] / t_ours:.2f}x** | "
+                    f"{same} | {b * n / t_ours:.0f} | {limit:.3f} ({100 * limit / t_ours:.0f}%) |")
         print(rows[-1], flush=True)
+        if int8 is not None:
+            int8.generate(ids, am, **kw)  # warm-up
+            t8, o8 = timed(lambda: int8.generate(ids, am, **kw), a.repeats, sync)
+            o8, o32 = o8.cpu(), o.cpu()
+            rows_same = float((o8 == o32).all(1).float().mean()) if o8.shape == o32.shape else 0.0
+            tok_same = float((o8 == o32).float().mean()) if o8.shape == o32.shape else 0.0
+            results["runs"].append(dict(model="bert2bert int8", strategy=name, transformers_s=t_ref[beams],
+                                        genbert_s=t8, speedup=t_ref[beams] / t8, tokens_per_s=b * n / t8,
+                                        rows_identical_to_float32=rows_same, tokens_identical_to_float32=tok_same))
+            rows.append(f"| bert2bert, genbert int8 | {name} | {t_ref[beams]:.3f} | {t8:.3f} | "
+                        f"**{t_ref[beams] / t8:.2f}x** | {100 * rows_same:.0f}% of rows, {100 * tok_same:.0f}% of "
+                        f"tokens = genbert float32's | {b * n / t8:.0f} | – |")
+            print(rows[-1], flush=True)
+    if tag == "cpu" and a.dtype == "float32" and not a.no_ctranslate2:
+        ct_rows, ct_results = ctranslate2_rows(size, ids, am, n, a.threads, a.repeats, t_ref)
+        rows += ct_rows
+        results["runs"] += ct_results
+        if not ct_results:
+            print(ct_rows[0], flush=True)
 
-    cfg = GenBertConfig(**SIZE, mask_scheme="prefix", max_position_embeddings=512)
-    torch.manual_seed(0)
-    prefix = GenBert(cfg).to(dev, dtype).eval()
-    for beams in (1, 4):
-        kw = dict(max_new_tokens=n, min_new_tokens=n, num_beams=beams)
-        prefix.generate(ids, am, **kw)
-        t, _ = timed(lambda: prefix.generate(ids, am, **kw), a.repeats, sync)
-        flops = generate_flops(lengths, n, beams, 384, 1536, 6, 30522, decoder=False)
-        limit = flops / (peak * 1e9)
-        name = "greedy" if beams == 1 else f"beam {beams}"
-        results["runs"].append(dict(model="prefix", strategy=name, genbert_s=t, tokens_per_s=b * n / t,
-                                    compute_limit_s=limit, fraction_of_limit=limit / t))
-        rows.append(f"| prefix (UniLM) | {name} | – | {t:.3f} | – | – | {b * n / t:.0f} | {limit:.3f} ({100 * limit / t:.0f}%) |")
-        print(rows[-1], flush=True)
+    if not a.no_prefix:
+        cfg = GenBertConfig(**size, mask_scheme="prefix", max_position_embeddings=512)
+        torch.manual_seed(0)
+        prefix = GenBert(cfg).to(dev, dtype).eval()
+        for beams in (1, 4):
+            kw = dict(max_new_tokens=n, min_new_tokens=n, num_beams=beams)
+            prefix.generate(ids, am, **kw)
+            t, _ = timed(lambda: prefix.generate(ids, am, **kw), a.repeats, sync)
+            flops = generate_flops(lengths, n, beams, h, inter, layers, vocab, decoder=False)
+            limit = flops / (peak * 1e9)
+            name = "greedy" if beams == 1 else f"beam {beams}"
+            results["runs"].append(dict(model="prefix", strategy=name, genbert_s=t, tokens_per_s=b * n / t,
+                                        compute_limit_s=limit, fraction_of_limit=limit / t))
+            rows.append(f"| prefix (UniLM) | {name} | – | {t:.3f} | – | – | {b * n / t:.0f} | "
+                        f"{limit:.3f} ({100 * limit / t:.0f}%) |")
+            print(rows[-1], flush=True)
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    machine = (torch.cuda.get_device_name() if dev.startswith("cuda") else f"{cpu}, {a.threads} threads")
+    machine = bc.machine_name(dev, a.threads if tag == "cpu" else None)
     results["machine"] = machine
-    import transformers
-    results["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__}
-    head = (f"Machine: {machine}; {a.dtype}; torch {torch.__version__}, transformers {transformers.__version__}; "
+    results["versions"] = v = bc.versions()
+    head = (f"Machine: {machine}; {a.dtype}; torch {v['torch']}, transformers {v.get('transformers')}; "
             f"matmul throughput {peak:.0f} GFLOP/s (2048² matmul).\n"
-            f"Batch {b}, sources {s} tokens (real lengths {lengths}), {n} new tokens, median of {a.repeats}.\n\n"
-            "| model | strategy | transformers (s) | genbert (s) | speedup | identical tokens | genbert tokens/s | "
-            "compute limit (s) (% reached) |\n|---|---|---|---|---|---|---|---|\n")
+            f"{a.size} size, batch {b}, sources {s} tokens (real lengths {lengths}), {n} new tokens, median of "
+            f"{a.repeats}.\n\n"
+            "| model | strategy | transformers float32 (s) | genbert (s) | speedup | identical tokens | "
+            "tokens/s | compute limit (s) (% reached) |\n|---|---|---|---|---|---|---|---|\n")
     fl = floor
     note = (f"\n\nGreedy memory floor: encoding needs {fl['encode_limit_s']:.3f} s at the compute limit, and every "
             f"step must read "
             f"{fl['step_mb']:.0f} MB (decoder weights, vocabulary projection, cross-attention keys/values) at the "
             f"{fl['read_gb_per_s']:.1f} GB/s this machine reads them, so greedy decoding cannot take less than "
-            f"{fl['floor_s']:.3f} s here: at most {fl['best_possible_speedup']:.2f}x faster than transformers.\n")
-    os.makedirs(a.output_dir, exist_ok=True)
-    tag = "cuda" if dev.startswith("cuda") else "cpu"
-    md = os.path.join(a.output_dir, f"generate_{tag}.md")
-    with open(md, "w") as f:
-        f.write(f"# Decoding speed ({tag})\n\nCommand: `python scripts/bench_generate.py --device {dev}"
-                f"{' --threads %d' % a.threads if dev == 'cpu' else ''}`\n\n" + head + "\n".join(rows) + note)
-    with open(os.path.join(a.output_dir, f"generate_{tag}.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"wrote {md}")
+            f"{fl['floor_s']:.3f} s here in {a.dtype}: at most {fl['best_possible_speedup']:.2f}x faster than "
+            f"transformers.\n")
+    if int8 is not None:
+        note += ("\nint8 rows: `model.quantize(\"int8\")` (int8 weights per channel, dynamic int8 activations, "
+                 "PyTorch's fbgemm/x86 kernels); the transformers column is float32, from the same run. "
+                 "Identical tokens compare with genbert's float32 output on these random weights; "
+                 "`scripts/bench_int8.py` measures quality on trained models.\n")
+    if any(r.startswith("| CTranslate2 float32") for r in rows):
+        note += ("\nCTranslate2 rows: a BART of the same size (layers, hidden, heads, feed-forward, vocabulary) with "
+                 "random weights, converted by its TransformersConverter (a genbert model cannot be converted: "
+                 "CTranslate2's decoder has no place for BERT's LM-head transform), decoding the same source "
+                 "tokens to the same length with the same threads.\n")
+    flags = " ".join(f for f in (f"--device {dev}", f"--threads {a.threads}" if tag == "cpu" else "",
+                                 f"--dtype {a.dtype}" if a.dtype != "float32" else "",
+                                 f"--size {a.size}" if a.size != "minilm" else "") if f)
+    md = (f"# Decoding speed ({tag}, {a.dtype})\n\nCommand: `python scripts/bench_generate.py {flags}`\n\n"
+          + head + "\n".join(rows) + note)
+    path = bc.write_report(a.output_dir, bc.report_name("generate", dev, a.size, a.dtype), md, results)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -120,3 +120,30 @@ def test_cross_sees_every_real_source_token():
     m = masks.cross(T([[1, 1, 0], [1, 1, 1]]), 2, 2, 3)
     assert torch.equal(m, T([[[1, 1, 0], [1, 1, 0]], [[1, 1, 1], [1, 1, 1]]]).bool())
     assert torch.equal(masks.cross(None, 1, 2, 3), torch.ones(1, 2, 3, dtype=torch.bool))
+
+
+def test_causal_flag_equals_the_boolean_causal_mask():
+    """masks.CAUSAL (SDPA's causal flag) stands for exactly masks.causal without padding."""
+    import copy
+    import pickle
+
+    from genbert import GenBert
+    from genbert.attention import Attention
+    from conftest import padded_batch, tiny_config
+    ids = torch.zeros(3, 9, dtype=torch.long)
+    assert torch.equal(masks.materialize(masks.CAUSAL, 3, 9), masks.causal(ids))
+    assert copy.deepcopy(masks.CAUSAL) is masks.CAUSAL and pickle.loads(pickle.dumps(masks.CAUSAL)) is masks.CAUSAL
+    torch.manual_seed(0)
+    att = Attention(tiny_config()).eval()
+    x = torch.randn(3, 9, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(att(x, masks.CAUSAL), att(x, masks.causal(ids)), atol=1e-6, rtol=1e-6)
+    # the causal scheme without padding takes the flag, and gives the explicit mask's outputs
+    model = GenBert(tiny_config(mask_scheme="causal")).eval()
+    ids, am = padded_batch([7, 7])
+    assert model.build_mask(ids, am) is masks.CAUSAL
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids, attention_mask=am).logits,
+                                   model(ids, attention_mask=masks.causal(ids, am)).logits, atol=1e-5, rtol=1e-5)
+    ids, am = padded_batch([7, 4])
+    assert torch.equal(model.build_mask(ids, am), masks.causal(ids, am))

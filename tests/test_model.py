@@ -288,6 +288,7 @@ def test_bidirectional_mask_shortcut_on_the_host():
     assert torch.equal(model.build_mask(ids, am), masks.bidirectional(ids, am))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_cuda_forward_backward_never_syncs(scheme):

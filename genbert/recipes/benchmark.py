@@ -50,6 +50,8 @@ def build_parser(prog: str = PROG, doc: str = "") -> Any:
     g.add_argument("--order", choices=("confidence", "random", "left-to-right"), help="bidirectional models")
     g.add_argument("--block-length", type=int, help="bidirectional models: semi-autoregressive block length")
     g.add_argument("--batch-size", type=int, help=f"default {DEFAULT_BATCH_SIZE}")
+    g.add_argument("--dtype", choices=("float32", "int8"), default="float32",
+                   help="weights to decode with: float32 (default) or int8 (on CPU; GenBert.quantize)")
     return p
 
 
@@ -115,7 +117,8 @@ def generate(args: Any, sources: list[str]) -> tuple[list[str], dict[str, Any]]:
     """Predictions from --model, and the generation settings actually used."""
     from ..textgen import TextGenerator
     try:
-        generator = TextGenerator.from_pretrained(str(args.model_dir))
+        int8 = {"device": "cpu", "dtype": "int8"} if getattr(args, "dtype", None) == "int8" else {}
+        generator = TextGenerator.from_pretrained(str(args.model_dir), **int8)
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"--model {args.model}: cannot load it ({exc})") from None
     stored = dict(getattr(generator, "settings", {}) or {})
@@ -144,7 +147,7 @@ def run(args: Any) -> dict[str, Any]:
         settings["predictions"] = str(args.predictions)
     else:
         predictions, generation = generate(args, sources)
-        settings.update(model=str(args.model), generation=generation)
+        settings.update(model=str(args.model), generation=generation, dtype=args.dtype)
         if args.output is not None:
             saved = args.output.with_name(f"{args.output.stem}.predictions.jsonl")
             write_text(saved, "".join(json.dumps({"prediction": p}, ensure_ascii=False) + "\n" for p in predictions))
