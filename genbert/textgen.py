@@ -165,9 +165,10 @@ class TextGenerator:
         order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
         out: list[str] = [""] * len(texts)
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        if progress:
-            from tqdm.auto import tqdm
-            batches = tqdm(batches, desc="generating", unit="batch")
+        bar = None
+        if progress:  # a bar on a terminal, plain periodic lines in a log file
+            from .progress import Progress
+            bar = Progress("generating", len(batches), unit="batch")
         pad = self.tokenizer.pad_token_id
         use_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -181,4 +182,8 @@ class TextGenerator:
                 tokens = self.model.generate(ids.to(self.device), am.to(self.device), **gen)
                 for row, i in enumerate(idx):
                     out[i] = self.tokenizer.decode(tokens[row].tolist(), skip_special_tokens=True)
+                if bar is not None:
+                    bar.update(1)
+        if bar is not None:
+            bar.close()
         return out[0] if single else out

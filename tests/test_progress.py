@@ -50,3 +50,20 @@ def test_a_run_logged_to_a_file_labels_each_phase(tmp_path):
     lines = proc.stderr.splitlines()
     assert any(line.startswith("MLM warm-up: step 2/2 (100%)") and "whole job ~" in line for line in lines)
     assert any(line.startswith("training: step 3/3 (100%)") and "whole job ~" in line for line in lines)
+
+
+def test_generating_is_a_labelled_phase_too(tmp_path, capsys):
+    import torch
+    from genbert import GenBert, TextGenerator
+    from genbert.tokenization import train_sentencepiece
+    from conftest import tiny_config
+    from test_train_summarization import WORDS
+    tok = train_sentencepiece([" ".join(WORDS)] * 20, tmp_path / "tok", vocab_size=40)
+    torch.manual_seed(0)
+    model = GenBert(tiny_config(vocab_size=len(tok), mask_scheme="prefix", pad_token_id=tok.pad_token_id,
+                                cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id,
+                                mask_token_id=tok.mask_token_id))
+    gen = TextGenerator(model, tok, {"max_new_tokens": 3}, device="cpu")
+    gen.generate(["the cat sat", "a dog ran", "birds flew"], batch_size=2, progress=True)
+    err = capsys.readouterr().err  # not a terminal here: one plain line at the end, no carriage returns
+    assert "generating: batch 2/2 (100%)" in err and "\r" not in err
