@@ -71,3 +71,22 @@ def test_two_runs_and_a_killed_and_resumed_run_are_bit_identical(tmp_path):
     # a different seed gives a different model: the test can fail
     other = train(tmp_path / "other", "--seed", "4")
     assert other.returncode == 0 and not same(weights(tmp_path / "other"), weights(a))
+
+
+def test_building_a_model_leaves_the_global_random_state_alone():
+    """New weights follow from the recipe's seed alone, and library code never reseeds torch globally."""
+    from genbert.recipes.common import ModelSpec, build_model
+    from test_train_summarization import WORDS
+    texts = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))]
+    spec = ModelSpec(init="scratch", scheme="prefix", objective="pseudo-mask", hidden_size=16, layers=1, heads=2,
+                     intermediate_size=32, vocab_size=40, seed=5)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = build_model(spec, texts).model
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(999)  # whatever ran before, the same seed gives the same weights
+    b = build_model(spec, texts).model
+    c = build_model(ModelSpec(**{**spec.__dict__, "seed": 6}), texts).model
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
