@@ -15,6 +15,7 @@ from torch import nn
 
 from genbert.data import documents as D
 from genbert.data.datasets import DataError
+from genbert.recipes import heldout as H
 from genbert.recipes import pretrain as P
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +104,7 @@ def test_each_objective_trains_and_saves_a_loadable_model(tmp_path, text_file, c
     if objective == "unilm":
         recs = [json.loads(x) for x in (out / P.SCHEME_LOSS_FILE).read_text().splitlines()]
         assert [r["step"] for r in recs] == [1, 2]
-        assert all(set(r) - {"step"} <= set(P.UNILM_SCHEMES) and len(r) > 1 for r in recs)
+        assert all(set(r) - {"step"} <= set(H.UNILM_SCHEMES) and len(r) > 1 for r in recs)
         assert "training loss per UniLM scheme" in stdout
     if objective == "mlm":  # the result is a valid --init of scripts/train_summarization.py
         from genbert.recipes.common import ModelSpec, build_model
@@ -140,26 +141,26 @@ def test_masked_token_accuracy_known_case():
     labels = torch.tensor([[-100, 5, -100, 7, -100], [-100, 7, 8, -100, -100]])
     batch = {"input_ids": ids, "attention_mask": (ids != 0).long(), "token_type_ids": torch.zeros_like(ids),
              "labels": labels}
-    m = P.masked_token_accuracy(_EchoModel(10), [batch])
+    m = H.masked_token_accuracy(_EchoModel(10), [batch])
     # labelled: (5 at 5) right, (7 at [MASK]) wrong, (7 at 7) right, (8 at [MASK]) wrong
     assert m["tokens"] == 4 and m["accuracy"] == pytest.approx(0.5)
     right = -torch.log_softmax(torch.tensor([10.0] + [0.0] * 9), 0)[0]
     wrong = -torch.log_softmax(torch.tensor([10.0] + [0.0] * 9), 0)[1]
     assert m["loss"] == pytest.approx(float(right + wrong) / 2, rel=1e-5)
     empty = {**batch, "labels": torch.full_like(labels, -100)}
-    assert P.masked_token_accuracy(_EchoModel(10), [empty])["tokens"] == 0
+    assert H.masked_token_accuracy(_EchoModel(10), [empty])["tokens"] == 0
 
 
 def test_eval_sets_are_fixed_by_the_eval_seed(tokenizer):
     docs = make_docs(6, seed=3)
-    a = P.make_eval_sets("mlm", tokenizer, docs, 32, eval_seed=0, batch_size=4)
-    b = P.make_eval_sets("mlm", tokenizer, docs, 32, eval_seed=0, batch_size=4)
-    c = P.make_eval_sets("mlm", tokenizer, docs, 32, eval_seed=1, batch_size=4)
+    a = H.make_eval_sets("mlm", tokenizer, docs, 32, eval_seed=0, batch_size=4)
+    b = H.make_eval_sets("mlm", tokenizer, docs, 32, eval_seed=0, batch_size=4)
+    c = H.make_eval_sets("mlm", tokenizer, docs, 32, eval_seed=1, batch_size=4)
     assert a.info == b.info and a.info["masked_tokens"] > 0
     for x, y in zip(a.mlm, b.mlm):
         assert torch.equal(x["input_ids"], y["input_ids"]) and torch.equal(x["labels"], y["labels"])
     assert any(not torch.equal(x["labels"], y["labels"]) for x, y in zip(a.mlm, c.mlm))
-    capped = P.make_eval_sets("mlm", tokenizer, docs, 32, eval_seed=0, max_sequences=3)
+    capped = H.make_eval_sets("mlm", tokenizer, docs, 32, eval_seed=0, max_sequences=3)
     assert capped.info["sequences"] == 3
 
 
@@ -287,3 +288,11 @@ def test_every_recipe_field_is_a_flag_with_help():
     actions = {a.dest: a for a in script.build_parser()._actions}
     for f in fields(P.PretrainRecipe):
         assert f.name in actions and actions[f.name].help, f.name
+
+
+def test_help_parses_without_torch():
+    """`pretrain.py --help` and `eval_mlm.py --help` stay fast: argument parsing imports no torch."""
+    code = ("import sys; from genbert.recipes import pretrain; pretrain.build_parser(); pretrain.eval_parser(); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
