@@ -879,7 +879,7 @@ class DiffusionCollator(_Randomized):
     def collate_with_times(self, examples: Sequence[Any]) -> tuple[dict[str, Any], Tensor]:
         """``(batch, t)``: the batch and the (B,) float64 masking rate of each row."""
         ids, g, n = self.ids, self._rng(), self.max_target_length
-        rows, types, blocks = [], [], []
+        rows, types = [], []
         for src, tgt in _source_target_pairs(examples, self.max_source_length, n):
             rows.append([ids.cls, *src, ids.sep, *tgt, *[ids.sep] * (n - len(tgt))])
             types.append([0] * (len(src) + 2) + [1] * n)

@@ -430,7 +430,8 @@ def build_model(spec: ModelSpec, train_texts: Sequence[str] = (), tokenizer_dir:
 
     path = resolve_init(spec.init)
     want_decoder = spec.scheme == "encoder-decoder"
-    if path is not None and init_has_decoder(path) and not want_decoder:
+    has_decoder = path is not None and init_has_decoder(path)
+    if has_decoder and not want_decoder:
         raise UsageError(f"--init {path} is an encoder-decoder model: use --scheme encoder-decoder")
     fields_ = {"mask_scheme": mask_scheme_of(spec.scheme), "objective": spec.objective,
                "decoding": DECODING_OF_OBJECTIVE.get(spec.objective or "", "next-token"),
@@ -465,7 +466,7 @@ def build_model(spec: ModelSpec, train_texts: Sequence[str] = (), tokenizer_dir:
                 tokenizer = Tokenizer.from_dir(path)
             except (ValueError, ImportError) as e:
                 raise UsageError(f"--init {path}: {e}") from None
-            decoder = spec.decoder_init if want_decoder and not init_has_decoder(path) else None
+            decoder = spec.decoder_init if want_decoder and not has_decoder else None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the report is said below, as a note
                 try:

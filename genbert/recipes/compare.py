@@ -171,12 +171,12 @@ def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: 
     gen = TextGenerator.from_pretrained(out / S.FINAL, device=device)
     gen.generate([data.validation[0]["source"]])  # one-time start-up costs stay out of the timings
     key = "rougeL" if task == "summarization" else "bleu"
-    search = []
+    search, best = [], None
     for settings in decode_grid(recipe):
         v = evaluate_split(gen, data.validation, task, recipe.eval_batch_size, settings)
         search.append({"settings": settings, key: v["scores"][key], "decode_s": v["decode"]["seconds"]})
         say(f"validation {settings}: {key} {v['scores'][key]:.2f}")
-        if len(search) == 1 or v["scores"][key] > best[1]["scores"][key]:
+        if best is None or v["scores"][key] > best[1]["scores"][key]:
             best = (settings, v)
     settings, validation = best
     tested = evaluate_split(gen, test, task, recipe.eval_batch_size, settings) if test else None
@@ -379,12 +379,12 @@ def plot(reports: Sequence[dict[str, Any]], path: Path) -> None:
         ax.legend(fontsize=7)
         ax.set_xlabel(f"validation {key} (95% CI)")
         ax.set_title(f"{report['task']}: {report['dataset']}", fontsize=9)
-        for k, (field, label) in enumerate((("latency_b1_s", "decoding latency at batch 1 (s)"),
-                                            ("train_s", "training time (s)"))):
+        for k, (cost, label) in enumerate((("latency_b1_s", "decoding latency at batch 1 (s)"),
+                                           ("train_s", "training time (s)"))):
             ax = fig.add_subplot(len(reports), 3, 3 * row + 2 + k)
             for w in ways:
                 s = w["seeds"][0]
-                x = (s.get("costs") or {}).get(field) if field != "train_s" else s["train_s"] + s["warmup_s"]
+                x = (s.get("costs") or {}).get(cost) if cost != "train_s" else s["train_s"] + s["warmup_s"]
                 if x is not None:
                     ax.plot([x], [w[f"validation_{key}_mean"]], "o")
                     ax.annotate(w["name"], (x, w[f"validation_{key}_mean"]), fontsize=7)
