@@ -47,6 +47,21 @@ def timed(fn: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> tupl
     return statistics.median(times), out
 
 
+def interleaved_medians(fns: dict[str, Callable[[], Any]], repeats: int,
+                        sync: Callable[[], None]) -> dict[str, float]:
+    """Median seconds of each callable, run in turn `repeats` times so that all of them see the
+    same machine conditions."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            sync()
+            t = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 def machine_name(device: str, threads: Optional[int] = None) -> str:
     if str(device).startswith("cuda"):
         return torch.cuda.get_device_name()

@@ -13,11 +13,9 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -123,15 +121,7 @@ def main() -> None:
     steps = {w: step_fn(w, models[w], opts[w], *data, a.dtype) for w in models}
     first = {w: float(steps[w]()) for w in steps}  # step 1: losses on identical weights
     flops = {w: bc.count_flops(steps[w]) for w in steps}
-    times = {w: [] for w in steps}
-    for _ in range(a.steps):  # interleaved, so both see the same machine conditions
-        for w in steps:
-            sync()
-            t = time.perf_counter()
-            steps[w]()
-            sync()
-            times[w].append(time.perf_counter() - t)
-    med = {w: statistics.median(v) for w, v in times.items()}
+    med = bc.interleaved_medians(steps, a.steps, sync)
     mem = {} if a.no_memory else memory(a, steps, tmp.name)
     speedup = med["transformers"] / med["genbert"]
     tag = bc.device_tag(a.device)

@@ -16,10 +16,8 @@ each step executes (torch's flop counter), as TFLOP/s and model FLOPs utilisatio
 """
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 import warnings
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -120,15 +118,7 @@ def main() -> int:
     steps = {w: make_step(models[w], opts[w], forwards[w], dev, amp) for w in models}
     first = {w: float(steps[w]()) for w in steps}  # step 1: the losses on identical weights
     flops = {w: bc.count_flops(steps[w]) for w in steps}
-    times = {w: [] for w in steps}
-    for _ in range(a.steps):  # interleaved, so that all see the same machine conditions
-        for w in steps:
-            sync()
-            t = time.perf_counter()
-            steps[w]()
-            sync()
-            times[w].append(time.perf_counter() - t)
-    med = {w: statistics.median(v) for w, v in times.items()}
+    med = bc.interleaved_medians(steps, a.steps, sync)
     diff = abs(first["genbert"] - first["transformers"])
     parity = diff <= PARITY_TOL
     dt = torch.bfloat16 if amp else torch.float32
