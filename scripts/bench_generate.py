@@ -16,12 +16,9 @@ is not possible), as the reference of what this machine allows. `--dtype bfloat1
 both models to bf16.
 """
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
-import time
 import warnings
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -31,20 +28,6 @@ import torch  # noqa: E402
 import bench_common as bc  # noqa: E402
 from bench_common import timed  # noqa: E402
 from genbert import GenBert, GenBertConfig  # noqa: E402
-
-
-def matmul_gflops(device, dtype, sync) -> float:
-    n = 2048
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    reps = 5 if device == "cpu" else 50
-    sync()
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync()
-    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
 
 
 def generate_flops(real_lengths, new, beams, h, inter, layers, vocab, decoder: bool) -> float:
