@@ -60,6 +60,7 @@ class TextGenerator:
     """
 
     last_truncation: Optional[Truncation] = None
+    last_generated_tokens: int = 0  # the ids the last generate call wrote (its end tokens included, padding not)
     _word_vocab: Optional[WordVocab] = None
 
     def __init__(self, model: GenBert, tokenizer: Tokenizer, settings: Optional[dict[str, Any]] = None,
@@ -170,6 +171,7 @@ class TextGenerator:
             from .progress import Progress
             bar = Progress("generating", len(batches), unit="batch")
         pad = self.tokenizer.pad_token_id
+        self.last_generated_tokens = 0
         use_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
             for idx in batches:
@@ -180,6 +182,7 @@ class TextGenerator:
                     ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
                     am[row, :len(encoded[i])] = 1
                 tokens = self.model.generate(ids.to(self.device), am.to(self.device), **gen)
+                self.last_generated_tokens += int((tokens != pad).sum())
                 for row, i in enumerate(idx):
                     out[i] = self.tokenizer.decode(tokens[row].tolist(), skip_special_tokens=True)
                 if bar is not None:

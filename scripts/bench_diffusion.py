@@ -28,7 +28,7 @@ def decode(gen, sources, refs, batch_size: int, **kw):
     t0 = time.perf_counter()
     preds = gen.generate(sources, batch_size=batch_size, **kw)
     seconds = time.perf_counter() - t0
-    tokens = sum(len(ids) + 1 for ids in gen.tokenizer.batch_encode(preds)) / len(preds)
+    tokens = gen.last_generated_tokens / len(preds)
     return rouge_scores(preds, refs), seconds, tokens, preds
 
 

@@ -65,5 +65,6 @@ def test_generating_is_a_labelled_phase_too(tmp_path, capsys):
                                 mask_token_id=tok.mask_token_id))
     gen = TextGenerator(model, tok, {"max_new_tokens": 3}, device="cpu")
     gen.generate(["the cat sat", "a dog ran", "birds flew"], batch_size=2, progress=True)
+    assert 3 <= gen.last_generated_tokens <= 9  # 1 to max_new_tokens ids for each of the 3 inputs
     err = capsys.readouterr().err  # not a terminal here: one plain line at the end, no carriage returns
     assert "generating: batch 2/2 (100%)" in err and "\r" not in err
