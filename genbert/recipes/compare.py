@@ -146,6 +146,19 @@ def evaluate_split(generator, records: Sequence[dict], task: str, batch_size: in
             "per_example": per_example(task, preds, [r["target"] for r in records])}
 
 
+TRAINED = "comparison-trained.json"  # written last: the run's final model is complete
+TRAINED_KEYS = ("task", "parameters", "train", "warmup_s")
+
+
+def trained_run(out: Path, recipe: S.Seq2SeqRecipe) -> Optional[dict[str, Any]]:
+    """What S.run returned for this exact recipe in ``out``, if that training finished."""
+    p = Path(out) / TRAINED
+    if not p.is_file():
+        return None
+    rec = json.loads(p.read_text(encoding="utf-8"))
+    return rec if rec.get("recipe") == json.loads(json.dumps(C.recipe_dict(recipe))) else None
+
+
 def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: Optional[str], progress: bool,
             log: Callable[[str], None], warm: Optional[Path] = None) -> dict[str, Any]:
     """Train one way (one seed) through the seq2seq recipe, choose its decoding on validation,
@@ -158,11 +171,17 @@ def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: 
     recipe = replace(base, **overrides, seed=seed, save_steps=0)
     recipe.check()
     out = Path(work_dir) / f"{way.name}-seed{seed}"
-    if out.exists():
-        shutil.rmtree(out)
     say = lambda m: log(f"[{way.name}] {m}") if m else None  # noqa: E731
-    r = S.run(recipe, C.RunOptions(output_dir=out, device=device, no_progress=not progress),
-              evaluate_at_end=False, keep_checkpoints=False, log=say)
+    r = trained_run(out, recipe)
+    if r is not None:  # trained before, killed while decoding: only the decoding is redone
+        say(f"reusing the finished training run in {out}")
+    else:
+        if out.exists():
+            shutil.rmtree(out)
+        r = S.run(recipe, C.RunOptions(output_dir=out, device=device, no_progress=not progress),
+                  evaluate_at_end=False, keep_checkpoints=False, log=say)
+        from ..io import write_json
+        write_json(out / TRAINED, {"recipe": C.recipe_dict(recipe), **{k: r[k] for k in TRAINED_KEYS}})
     task = r["task"]
     data = S.load_data(recipe)
     test = load_named(recipe.dataset, "test") if recipe.dataset else []
