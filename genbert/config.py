@@ -32,6 +32,9 @@ DECODING_OF_OBJECTIVE = {"next-token": "next-token", "masked-target": "mask-pred
 # source, the target block sees the source and the whole block (the source's keys and values are
 # computed once per generate call); "bidirectional" = everything sees everything (an ablation)
 DIFFUSION_MASKS = ("source-block", "bidirectional")
+# masked diffusion: which still-masked tokens a pass commits first (genbert.generation.diffusion_sample);
+# "content-first": confidence, but end tokens only once no content token is left to commit
+DIFFUSION_ORDERS = ("confidence", "content-first", "random", "left-to-right")
 # what a seq2seq model is scored on: ROUGE (summarization) or BLEU/chrF (translation)
 TASKS = ("summarization", "translation")
 # BERT2Rnd, BERT2BERT, BERTShare (Rothe et al. 2020)

@@ -21,12 +21,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import masks, packing
+from .config import DIFFUSION_ORDERS
 from .words import WordVocab
 
 NEG = -1.0e9
-# masked diffusion: which still-masked tokens a step commits first
-DIFFUSION_ORDERS = ("confidence", "random", "left-to-right")
-DIFFUSION_ARGS = ("steps", "order", "remask", "block_length", "on_step")
+DIFFUSION_ARGS = ("steps", "order", "remask", "block_length", "collapse_repeats", "on_step")
 
 
 @dataclass
@@ -59,6 +58,9 @@ class GenerationConfig:
     order: Optional[str] = None
     remask: Optional[bool] = None
     block_length: Optional[int] = None
+    # diffusion: merge each run of one token repeated in a row into one (parallel decoders' standard
+    # post-processing: independent predictions of neighbouring positions often agree)
+    collapse_repeats: Optional[bool] = None
     # diffusion: called after every denoising pass with the (B, max_new_tokens) tokens so far ([MASK] where masked)
     on_step: Optional[Callable[[Tensor], None]] = None
 
@@ -89,6 +91,8 @@ class GenerationConfig:
              "steps", "must be an int in [1, max_new_tokens]")
         need(self.order is None or self.order in DIFFUSION_ORDERS, "order", f"must be one of {DIFFUSION_ORDERS}")
         need(self.remask is None or isinstance(self.remask, bool), "remask", "must be True or False")
+        need(self.collapse_repeats is None or isinstance(self.collapse_repeats, bool), "collapse_repeats",
+             "must be True or False")
         need(self.block_length is None or (isinstance(self.block_length, int) and self.block_length >= 1
                                            and n % self.block_length == 0),
              "block_length", "must be an int >= 1 that divides max_new_tokens")
@@ -410,11 +414,15 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
     over the semi-autoregressive blocks of `cfg.block_length`, left to right, LLaDA). Each pass
     predicts every position of the current block (argmax, or `sample_from` when do_sample);
     without remask it commits `commit_schedule` of the still-masked ones, ranked by `cfg.order`:
-    "confidence" (the chosen token's log-probability, LLaDA's low-confidence remasking), "random"
-    (MDLM's ancestral order, from cfg.generator) or "left-to-right". With remask (Mask-Predict)
+    "confidence" (the chosen token's log-probability, LLaDA's low-confidence remasking),
+    "content-first" (confidence, but a position predicted as EOS only after every other one: a
+    model trained on EOS-padded blocks is surest of the padding, and would otherwise spend its
+    first passes fixing the length), "random" (MDLM's ancestral order, from cfg.generator) or
+    "left-to-right". With remask (Mask-Predict)
     every masked token takes its prediction and then `remask_schedule` of the block's tokens,
     committed or not, ranked lowest by the same order (a committed token keeps the
     log-probability it was predicted with), are masked again. [MASK] is never predicted.
+    With collapse_repeats, a token repeated in a row is kept once (the rest move left).
     Returns (B, n): up to each row's first EOS, pad after it."""
     length = cfg.max_new_tokens
     block = cfg.block_length or length
@@ -439,6 +447,8 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
             new_score = torch.where(masked, tok_score, score[:, start:end])
             if order == "confidence":
                 rank = new_score
+            elif order == "content-first":  # log-probabilities are <= 0: -1e4 puts EOS below any content
+                rank = new_score - 1e4 * (new_x == eos)
             elif order == "random":
                 rank = torch.rand(batch, block, generator=cfg.generator, device=device)
             else:
@@ -453,10 +463,22 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
             x[:, start:end], score[:, start:end] = new_x, new_score
             if cfg.on_step is not None:
                 cfg.on_step(x.clone())
+    if cfg.collapse_repeats:
+        x = _collapse_repeats(x, eos)
     is_eos = x == eos
     first = torch.where(is_eos.any(1), is_eos.int().argmax(1), length)  # (B,) index of the first EOS
     x = x.masked_fill(positions[None] > first[:, None], pad)
     return x[:, :int((first + 1).clamp(max=length).max())]
+
+
+def _collapse_repeats(x: Tensor, eos: int) -> Tensor:
+    """(B, n) tokens with each run of one repeated token kept once, shifted left, EOS-filled."""
+    keep = torch.ones_like(x, dtype=torch.bool)
+    keep[:, 1:] = x[:, 1:] != x[:, :-1]
+    key = torch.where(keep, torch.arange(x.shape[1], device=x.device), x.shape[1])  # kept ones first, in order
+    kept = x.gather(1, key.sort(dim=1, stable=True).indices)
+    n_kept = keep.sum(1, keepdim=True)
+    return kept.masked_fill(torch.arange(x.shape[1], device=x.device)[None] >= n_kept, eos)
 
 
 def _check_decoding_arguments(model, cfg: GenerationConfig, diffusion: bool) -> None:

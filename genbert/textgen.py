@@ -23,7 +23,8 @@ DTYPES = (None, "float32", "int8")  # weights a TextGenerator decodes with (None
 GENERATION_KEYS = ("num_beams", "max_new_tokens", "min_new_tokens", "length_penalty", "no_repeat_ngram_size",
                    "no_repeat_word_ngram_size", "no_repeat_content_words",
                    "repetition_penalty", "early_stopping", "do_sample", "temperature", "top_k", "top_p",
-                   "steps", "order", "remask", "block_length")  # the last four: diffusion (bidirectional)
+                   "steps", "order", "remask", "block_length",
+                   "collapse_repeats")  # the last five: diffusion (bidirectional)
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,21 @@ def test_every_way_resumes_and_reports(setup, capsys):
     assert report["budget"]["max_steps"] == 2 and "lead-10" in report["baselines"]["validation"]
     assert (work / "causal-seed0" / "final" / "generation.json").is_file()
     assert not list(out.glob(".*.tmp"))
+    # killed after training, before its result was written: only the decoding is redone
+    result = out / "comparison" / "summarization-causal-seed0.json"
+    before = json.loads(result.read_text())
+    weights = work / "causal-seed0" / "final" / "model.safetensors"
+    mtime = weights.stat().st_mtime_ns
+    result.unlink()
+    capsys.readouterr()
+    assert main(argv + ["--ways", "causal"]) == 0
+    assert "[causal] reusing the finished training run" in capsys.readouterr().out
+    assert weights.stat().st_mtime_ns == mtime
+    after = json.loads(result.read_text())
+    assert after["validation"]["rougeL"] == before["validation"]["rougeL"] and after["train_s"] == before["train_s"]
+    # another recipe in the same work directory trains again
+    assert main(argv + ["--ways", "causal", "--lr", "1e-3", "--results-dir", str(d / "other")]) == 0
+    assert weights.stat().st_mtime_ns != mtime
 
 
 @pytest.mark.parametrize("args, words", [

@@ -202,6 +202,8 @@ SETTINGS = {
     "confidence-4": dict(steps=4),
     "random": dict(order="random", steps=6),
     "left-to-right": dict(order="left-to-right"),
+    "content-first": dict(order="content-first", steps=6),
+    "collapse": dict(steps=4, collapse_repeats=True),
     "remask": dict(remask=True, steps=4),
     "remask-random": dict(remask=True, order="random", steps=3),
     "blocks": dict(block_length=4, steps=6),
@@ -413,3 +415,34 @@ def test_on_step_sees_every_pass_unmasking():
     assert torch.equal(states[-1][:, :out.shape[1]].masked_fill(out == 0, 0), out)
     with pytest.raises(ValueError, match="on_step"):
         GenBert(tiny_config(mask_scheme="prefix")).generate(ids, am, max_new_tokens=4, on_step=print)
+
+
+def test_content_first_commits_end_tokens_last():
+    """The EOS-padded block makes the model surest of the padding; content-first commits every
+    position predicted as content before any predicted as EOS, in the same number of passes."""
+    model = _model()
+    eos = model.config.sep_token_id
+    with torch.no_grad():  # make EOS the surest prediction at some positions, not at all
+        model.lm_head.bias[eos] += 3.0
+    ids, am = _source()
+    for order, eos_early in (("confidence", True), ("content-first", False)):
+        states = []
+        _gen(model, ids, am, steps=6, order=order, on_step=states.append)
+        assert len(states) == 6 and not (states[-1] == 3).any()
+        first = states[0]
+        assert ((first != 3).sum(1) == commit_schedule(12, 6)[0]).all()
+        assert bool(((first == eos) & (first != 3)).any()) == eos_early
+
+
+def test_collapse_repeats_keeps_a_run_once():
+    from genbert.generation import _collapse_repeats
+    x = torch.tensor([[5, 5, 6, 7, 7, 7, 2, 2], [8, 9, 8, 9, 9, 2, 2, 2], [4, 4, 4, 4, 4, 4, 4, 4]])
+    assert _collapse_repeats(x, 2).tolist() == [[5, 6, 7, 2, 2, 2, 2, 2], [8, 9, 8, 9, 2, 2, 2, 2],
+                                               [4, 2, 2, 2, 2, 2, 2, 2]]
+    model = _model()
+    ids, am = _source()
+    plain, merged = _gen(model, ids, am, steps=4), _gen(model, ids, am, steps=4, collapse_repeats=True)
+    for p, m in zip(plain.tolist(), merged.tolist()):
+        p = [t for t in p if t not in (0, 2)]  # pad and EOS
+        want = [t for i, t in enumerate(p) if i == 0 or t != p[i - 1]]
+        assert [t for t in m if t not in (0, 2)] == want

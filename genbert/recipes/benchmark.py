@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from ..config import TASKS
+from ..config import DIFFUSION_ORDERS, TASKS
 from ..data.datasets import DataError, NAMED_DATASETS
 from . import common as C
 from .common import UsageError
@@ -15,7 +15,8 @@ from .common import UsageError
 PROG = "benchmark.py"
 # generation settings a flag can override; their stored defaults come from TextGenerator.settings
 GENERATION_FLAGS = ("max_source_length", "num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size",
-                    "no_repeat_word_ngram_size", "no_repeat_content_words", "steps", "order", "block_length")
+                    "no_repeat_word_ngram_size", "no_repeat_content_words", "steps", "order", "block_length",
+                    "collapse_repeats")
 DEFAULT_BATCH_SIZE = 16
 
 
@@ -47,8 +48,10 @@ def build_parser(prog: str = PROG, doc: str = "") -> Any:
                    help="never repeat a content word within one output")
     g.add_argument("--max-source-length", type=int)
     g.add_argument("--steps", type=int, help="bidirectional (diffusion) models: denoising passes")
-    g.add_argument("--order", choices=("confidence", "random", "left-to-right"), help="bidirectional models")
+    g.add_argument("--order", choices=DIFFUSION_ORDERS, help="bidirectional models")
     g.add_argument("--block-length", type=int, help="bidirectional models: semi-autoregressive block length")
+    g.add_argument("--collapse-repeats", action="store_true", default=None,
+                   help="bidirectional models: keep a token repeated in a row once")
     g.add_argument("--batch-size", type=int, help=f"default {DEFAULT_BATCH_SIZE}")
     g.add_argument("--dtype", choices=("float32", "int8"), default="float32",
                    help="weights to decode with: float32 (default) or int8 (on CPU; GenBert.quantize)")

@@ -104,7 +104,8 @@ def decode_grid(recipe: S.Seq2SeqRecipe) -> list[dict[str, Any]]:
     if recipe.scheme == "bidirectional":
         n = recipe.max_target_length
         steps = sorted({max(1, n // 4), max(1, n // 2), n})
-        return [{"steps": k, "order": o} for k in steps for o in ("confidence", "left-to-right")]
+        return [{"steps": k, "order": o, "collapse_repeats": c} for k in steps
+                for o in ("confidence", "content-first", "left-to-right") for c in (False, True)]
     return [{"num_beams": 1}] + [{"num_beams": 4, "length_penalty": lp} for lp in (0.6, 1.0, 1.4)]
 
 

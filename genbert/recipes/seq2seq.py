@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
-from ..config import DECODER_INITS, DIFFUSION_MASKS, OBJECTIVES, SCHEMES, TASKS
+from ..config import DECODER_INITS, DIFFUSION_MASKS, DIFFUSION_ORDERS, OBJECTIVES, SCHEMES, TASKS
 from ..data.datasets import NAMED_DATASETS
 from . import common as C
 from .common import UsageError, flag
@@ -102,9 +102,10 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
     steps: Optional[int] = flag(None, "bidirectional: denoising passes over the target block (default: half "
                                       "--max-target-length, rounded up)", group="evaluation", min=1)
     order: str = flag("confidence", "bidirectional: which masked tokens are committed first",
-                      group="evaluation", choices=("confidence", "random", "left-to-right"))
+                      group="evaluation", choices=DIFFUSION_ORDERS)
     block_length: Optional[int] = flag(None, "bidirectional: semi-autoregressive blocks of this many tokens "
                                              "(must divide --max-target-length)", group="evaluation", min=1)
+    collapse_repeats: bool = flag(False, "bidirectional: keep a token repeated in a row once", group="evaluation")
 
     @property
     def seq2seq_objective(self) -> str:
@@ -168,7 +169,8 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
                   "max_new_tokens": self.max_target_length, "scheme": self.scheme,
                   "objective": self.seq2seq_objective}
         if self.scheme == "bidirectional":
-            return {**common, "steps": self.diffusion_steps, "order": self.order, "block_length": self.block_length}
+            return {**common, "steps": self.diffusion_steps, "order": self.order, "block_length": self.block_length,
+                    "collapse_repeats": self.collapse_repeats}
         return {**common, "num_beams": self.num_beams, "no_repeat_ngram_size": self.no_repeat_ngram_size,
                 "no_repeat_word_ngram_size": self.no_repeat_word_ngram_size,
                 "no_repeat_content_words": self.no_repeat_content_words, "length_penalty": self.length_penalty}
