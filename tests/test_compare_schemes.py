@@ -75,6 +75,7 @@ def test_every_way_resumes_and_reports(setup, capsys):
         assert sum(line.startswith(f"| {way} |") for line in table) == 2, way  # quality and costs
     assert any("lead-10 baseline" in line for line in table)
     assert "python scripts/compare_schemes.py --init" in md and "## Machine" in md and "95% CI" in md
+    assert "(shared " in md  # the shared warm-up's time, read from its log
     assert (out / "comparison.png").stat().st_size > 1000
     (report,) = json.loads((out / "comparison.json").read_text())["reports"]
     assert {w["name"] for w in report["ways"]} == set(WAY_NAMES)

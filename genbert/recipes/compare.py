@@ -98,6 +98,15 @@ def shared_warmup(base: S.Seq2SeqRecipe, work_dir: Path, device: Optional[str], 
     return final
 
 
+def shared_warmup_seconds(warm: Optional[Path]) -> Optional[float]:
+    """How long the shared warm-up took (the last elapsed_s of its log), None if unknown."""
+    log = Path(warm).parent / "run" / "log.jsonl" if warm is not None else None
+    if log is None or not log.is_file():
+        return None
+    lines = [line for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return json.loads(lines[-1]).get("elapsed_s") if lines else None
+
+
 def decode_grid(recipe: S.Seq2SeqRecipe) -> list[dict[str, Any]]:
     """The small decoding search every way gets on validation: beam size and length penalty, or
     for diffusion the number of passes and the order."""
@@ -208,7 +217,7 @@ def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: 
             "scheme": recipe.scheme, "objective": recipe.seq2seq_objective,
             "decoder_init": recipe.decoder_init if recipe.scheme == "encoder-decoder" else None,
             "random_weights": recipe.random_weights, "parameters": r["parameters"],
-            "shared_warmup": warm is not None,
+            "shared_warmup": warm is not None, "shared_warmup_s": shared_warmup_seconds(warm),
             "mlm_warmup_steps": base.mlm_warmup_steps if (warm is not None or recipe.mlm_warmup_steps) else 0,
             "warmup_s": round(r["warmup_s"], 2), "train_s": train["elapsed_s"], "train_steps": train["steps"],
             "train_loss": train["final_loss"], "train_tokens_per_s": train["tokens_per_s"],
@@ -278,7 +287,7 @@ def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples
     for r in results:
         w = ways.setdefault(r["way"], {"name": r["way"], "task": r["task"], "seeds": [], **{
             k: r.get(k) for k in ("description", "scheme", "objective", "decoder_init", "random_weights",
-                                  "parameters", "mlm_warmup_steps", "shared_warmup")}})
+                                  "parameters", "mlm_warmup_steps", "shared_warmup", "shared_warmup_s")}})
         w["seeds"].append({k: r.get(k) for k in ("seed", "train_s", "warmup_s", "train_steps", "train_loss",
                                                  "train_tokens_per_s", "decoding", "decode", "costs", "machine")}
                           | {split: {k: v for k, v in (r.get(split) or {}).items() if k != "per_example"} or None
@@ -362,14 +371,17 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
             s = w["seeds"][0]
             c = s.get("costs") or {}
             machines.add(s["machine"])
-            lines.append(f"| {w['name']} | {s['train_s']:.0f} ({s['warmup_s']:.0f}) | {_fmt(s['train_tokens_per_s'], '.0f')} "
+            shared = w.get("shared_warmup_s") if w.get("shared_warmup") else None
+            warm = f"{s['warmup_s']:.0f}" if not w.get("shared_warmup") else f"shared {_fmt(shared, '.0f')}"
+            lines.append(f"| {w['name']} | {s['train_s']:.0f} ({warm}) | {_fmt(s['train_tokens_per_s'], '.0f')} "
                          f"| {_fmt(c.get('passes_per_token'))} | {_fmt(c.get('latency_b1_s'), '.3f')} "
                          f"| {_fmt(c.get('throughput_b32_per_s'))} | {_fmt(c.get('peak_memory_mb'), '.0f')} |")
         lines += ["", f"Budget: {b['max_steps']} optimizer steps, batch {b['batch_size']}, lr {b['lr']:g}, "
                   f"sources {b['max_source_length']} / targets {b['max_target_length']} tokens, MLM warm-up "
                   f"{b['mlm_warmup_steps']} steps (computed once and shared by every way from the checkpoint; "
-                  "the random-weight control warms up its own head). Costs of the first seed; peak memory is the "
-                  "process's peak resident set so far on CPU.", ""]
+                  "the random-weight control warms up its own head; \"shared\" gives the shared warm-up's time, "
+                  "paid once). Costs of the first seed; peak memory is the process's peak resident set so far on CPU.",
+                  ""]
     lines += ["## Machine", "", *[f"- {m}" for m in sorted(machines)], "", "## Command", "", "```", command, "```", ""]
     return "\n".join(lines)
 
