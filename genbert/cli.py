@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional
 
-from .recipes.common import EXIT_USAGE, OneLineParser
+from .recipes.common import EXIT_USAGE, OneLineParser, UsageError, add_generation_arguments, check_generation_arguments
 
 PROG = "genbert-generate"
 TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "vocab.txt")  # see genbert.tokenization.Tokenizer.from_dir
@@ -48,15 +48,7 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--field", default="source", help="JSONL field holding the input (default: source)")
     p.add_argument("--jsonl", action="store_true", help="print {\"prediction\": ...} lines")
     p.add_argument("--batch-size", type=int, default=16, help="inputs per forward pass (default 16)")
-    p.add_argument("--max-source-length", type=int,
-                   help="input tokens kept, [CLS]/[SEP] included (default: the model's stored setting)")
-    p.add_argument("--num-beams", type=int)
-    p.add_argument("--max-new-tokens", type=int)
-    p.add_argument("--no-repeat-ngram-size", type=int)
-    p.add_argument("--no-repeat-word-ngram-size", type=int, help="never repeat a word n-gram of this size")
-    p.add_argument("--no-repeat-content-words", action="store_const", const=True,
-                   help="never repeat a content word within one output")
-    p.add_argument("--length-penalty", type=float)
+    add_generation_arguments(p)
     p.add_argument("--do-sample", action="store_true", help="sample (with one beam unless --num-beams says more)")
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-k", type=int)
@@ -72,12 +64,6 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
 # flag -> (test, what a good value is); None values (flag not given) are not checked
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "batch_size": (lambda v: v >= 1, "must be >= 1"),
-    "max_source_length": (lambda v: v >= 3, "must be >= 3 ([CLS], a token, [SEP])"),
-    "num_beams": (lambda v: v >= 1, "must be >= 1"),
-    "max_new_tokens": (lambda v: v >= 1, "must be >= 1"),
-    "no_repeat_ngram_size": (lambda v: v >= 0, "must be >= 0"),
-    "no_repeat_word_ngram_size": (lambda v: v >= 0, "must be >= 0"),
-    "length_penalty": (math.isfinite, "must be a finite number"),
     "temperature": (lambda v: math.isfinite(v) and v > 0, "must be > 0"),
     "top_k": (lambda v: v >= 0, "must be >= 0"),
     "top_p": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
@@ -143,6 +129,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         v = getattr(a, dest)
         if v is not None and not ok(v):
             fail(f"{_flag(dest)} {v}: {what}")
+    try:
+        a.overrides = check_generation_arguments(a)
+    except UsageError as e:
+        fail(str(e))
     if a.do_sample and a.num_beams is not None and a.num_beams > 1:
         fail(f"--num-beams {a.num_beams}: beam sampling is not supported; use --do-sample with --num-beams 1")
     if not a.field:
@@ -223,11 +213,8 @@ def run(a: argparse.Namespace) -> None:
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         msg = str(e)  # loaders name the path already: say it once
         fail(msg if a.model in msg else f"{a.model}: {msg}")
-    kw = {k: v for k, v in dict(num_beams=a.num_beams, max_new_tokens=a.max_new_tokens,
-                                no_repeat_ngram_size=a.no_repeat_ngram_size, length_penalty=a.length_penalty,
-                                no_repeat_word_ngram_size=a.no_repeat_word_ngram_size,
-                                no_repeat_content_words=a.no_repeat_content_words,
-                                temperature=a.temperature, top_k=a.top_k, top_p=a.top_p).items() if v is not None}
+    kw = {k: v for k, v in a.overrides.items() if k != "max_source_length"}
+    kw.update({k: v for k, v in dict(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p).items() if v is not None})
     if a.do_sample:
         kw.setdefault("num_beams", 1)  # a stored beam setting does not turn sampling into beam sampling
         kw.update(do_sample=True, generator=torch.Generator(gen.device).manual_seed(a.seed))

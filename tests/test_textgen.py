@@ -133,6 +133,10 @@ def _cli(argv, capsys):
     (["--temperature", "0"], "--temperature 0.0: must be > 0"),
     (["--length-penalty", "nan"], "--length-penalty nan: must be a finite number"),
     (["--do-sample", "--num-beams", "2"], "--num-beams 2: beam sampling is not supported"),
+    (["--steps", "0"], "--steps 0: must be >= 1"),
+    (["--block-length", "0"], "--block-length 0: must be >= 1"),
+    (["--order", "sideways"], "argument --order: invalid choice: 'sideways'"),
+    (["--steps", "4"], "steps=4: steps apply to diffusion decoding only"),  # reaches generate: a prefix model
     (["--batch-size", "x"], "argument --batch-size: invalid int value: 'x'"),
     (["--device", "nonsense"], "--device nonsense: not a device"),
 ])

@@ -7,16 +7,14 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from ..config import DIFFUSION_ORDERS, TASKS
+from ..config import TASKS
 from ..data.datasets import DataError, NAMED_DATASETS
 from . import common as C
 from .common import UsageError
 
 PROG = "benchmark.py"
 # generation settings a flag can override; their stored defaults come from TextGenerator.settings
-GENERATION_FLAGS = ("max_source_length", "num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size",
-                    "no_repeat_word_ngram_size", "no_repeat_content_words", "steps", "order", "block_length",
-                    "collapse_repeats")
+GENERATION_FLAGS = C.GENERATION_FLAGS
 DEFAULT_BATCH_SIZE = 16
 
 
@@ -39,19 +37,7 @@ def build_parser(prog: str = PROG, doc: str = "") -> Any:
     p.add_argument("--target-field", default="target", help="field / column of the reference (default target)")
     p.add_argument("--limit", type=int, help="use only the first N records")
     g = p.add_argument_group("generation (with --model; default: the model's stored settings)")
-    g.add_argument("--num-beams", type=int)
-    g.add_argument("--max-new-tokens", type=int)
-    g.add_argument("--length-penalty", type=float)
-    g.add_argument("--no-repeat-ngram-size", type=int)
-    g.add_argument("--no-repeat-word-ngram-size", type=int, help="never repeat a word n-gram of this size")
-    g.add_argument("--no-repeat-content-words", action="store_const", const=True,
-                   help="never repeat a content word within one output")
-    g.add_argument("--max-source-length", type=int)
-    g.add_argument("--steps", type=int, help="bidirectional (diffusion) models: denoising passes")
-    g.add_argument("--order", choices=DIFFUSION_ORDERS, help="bidirectional models")
-    g.add_argument("--block-length", type=int, help="bidirectional models: semi-autoregressive block length")
-    g.add_argument("--collapse-repeats", action="store_true", default=None,
-                   help="bidirectional models: keep a token repeated in a row once")
+    C.add_generation_arguments(g)
     g.add_argument("--batch-size", type=int, help=f"default {DEFAULT_BATCH_SIZE}")
     g.add_argument("--dtype", choices=("float32", "int8"), default="float32",
                    help="weights to decode with: float32 (default) or int8 (on CPU; GenBert.quantize)")
@@ -59,14 +45,11 @@ def build_parser(prog: str = PROG, doc: str = "") -> Any:
 
 
 def check_args(args: Any) -> None:
-    for name in ("limit", "num_beams", "max_new_tokens", "batch_size", "max_source_length", "steps", "block_length"):
+    for name in ("limit", "batch_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"{C.flag_name(name)}={value}: must be >= 1")
-    for name in ("no_repeat_ngram_size", "no_repeat_word_ngram_size"):
-        value = getattr(args, name)
-        if value is not None and value < 0:
-            raise UsageError(f"{C.flag_name(name)}={value}: must be >= 0")
+    C.check_generation_arguments(args)
     if args.model is not None:
         from ..hub import resolve_model_dir
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import platform
 import shutil
@@ -48,6 +49,52 @@ def flag(default: Any, help: str, *, group: str = "options", choices: Optional[S
 
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+# --------------------------------------------------------------------------- generation flags
+# shared by `genbert generate` and benchmark.py; a flag not given keeps the model's stored setting
+GENERATION_FLAGS = ("max_source_length", "num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size",
+                    "no_repeat_word_ngram_size", "no_repeat_content_words", "steps", "order", "block_length",
+                    "collapse_repeats")
+GENERATION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "max_source_length": (lambda v: v >= 3, "must be >= 3 ([CLS], a token, [SEP])"),
+    "num_beams": (lambda v: v >= 1, "must be >= 1"),
+    "max_new_tokens": (lambda v: v >= 1, "must be >= 1"),
+    "length_penalty": (math.isfinite, "must be a finite number"),
+    "no_repeat_ngram_size": (lambda v: v >= 0, "must be >= 0"),
+    "no_repeat_word_ngram_size": (lambda v: v >= 0, "must be >= 0"),
+    "steps": (lambda v: v >= 1, "must be >= 1"),
+    "block_length": (lambda v: v >= 1, "must be >= 1"),
+}
+
+
+def add_generation_arguments(g: Any) -> None:
+    """The GENERATION_FLAGS on a parser or argument group (all default None: the stored setting)."""
+    from ..config import DIFFUSION_ORDERS
+    g.add_argument("--max-source-length", type=int,
+                   help="input tokens kept, [CLS]/[SEP] included (default: the model's stored setting)")
+    g.add_argument("--num-beams", type=int)
+    g.add_argument("--max-new-tokens", type=int)
+    g.add_argument("--length-penalty", type=float)
+    g.add_argument("--no-repeat-ngram-size", type=int)
+    g.add_argument("--no-repeat-word-ngram-size", type=int, help="never repeat a word n-gram of this size")
+    g.add_argument("--no-repeat-content-words", action="store_const", const=True,
+                   help="never repeat a content word within one output")
+    g.add_argument("--steps", type=int, help="bidirectional (diffusion) models: denoising passes")
+    g.add_argument("--order", choices=DIFFUSION_ORDERS, help="bidirectional models: which masked tokens are "
+                                                             "committed first")
+    g.add_argument("--block-length", type=int, help="bidirectional models: semi-autoregressive block length")
+    g.add_argument("--collapse-repeats", action="store_const", const=True,
+                   help="bidirectional models: keep a token repeated in a row once")
+
+
+def check_generation_arguments(args: Any) -> dict[str, Any]:
+    """Raise UsageError naming the first bad GENERATION_FLAGS value; the ones given, by name."""
+    for name, (ok, what) in GENERATION_CHECKS.items():
+        value = getattr(args, name)
+        if value is not None and not ok(value):
+            raise UsageError(f"{flag_name(name)} {value}: {what}")
+    return {k: getattr(args, k) for k in GENERATION_FLAGS if getattr(args, k) is not None}
 
 
 def _base_type(tp: Any) -> Any:
