@@ -75,7 +75,7 @@ def test_every_way_resumes_and_reports(setup, capsys):
         assert sum(line.startswith(f"| {way} |") for line in table) == 2, way  # quality and costs
     assert any("lead-10 baseline" in line for line in table)
     assert "python scripts/compare_schemes.py --init" in md and "## Machine" in md and "95% CI" in md
-    assert "(shared " in md  # the shared warm-up's time, read from its log
+    assert "(shared " in md and "The answer, read off the numbers" in md
     assert (out / "comparison.png").stat().st_size > 1000
     (report,) = json.loads((out / "comparison.json").read_text())["reports"]
     assert {w["name"] for w in report["ways"]} == set(WAY_NAMES)
@@ -125,3 +125,30 @@ def test_bad_flags(setup, args, words):
     err = p.stderr.strip().splitlines()
     assert len(err) == 1 and words in err[0], p.stderr
     assert not (d / "bad").exists()
+
+
+def test_the_answer_reads_the_numbers():
+    """The plain answer on a made-up report: winner, the tie, the baseline, a paper ordering, the pick."""
+    from genbert.recipes.compare import answer
+
+    def way(name, mean, lo, hi, latency, vs_best=None):
+        w = {"name": name, "validation_rougeL_mean": mean, "validation_rougeL_ci": [lo, hi],
+             "test_rougeL_mean": mean - 1, "test_rougeL_ci": [lo - 1, hi - 1],
+             "seeds": [{"costs": {"latency_b1_s": latency}}]}
+        if vs_best is not None:
+            w["validation_vs_best"] = {"difference": vs_best[0], "ci": vs_best[1], "significant": vs_best[1][1] < 0}
+        return w
+    report = {"metric": "rougeL", "baselines": {"test": {"lead-10": {"rougeL": 20.0}}},
+              "ways": [way("bert2bert", 25.0, 24.0, 26.0, 0.20, (-1.0, [-2.0, -0.2])),
+                       way("prefix-pseudo-mask", 27.0, 26.0, 28.0, 0.10),
+                       way("bertshare", 26.5, 25.5, 27.5, 0.05, (-0.5, [-1.2, 0.3]))],
+              "paper_pairs": {"validation": [{"better": "bertshare", "worse": "bert2bert", "claim": "Rothe",
+                                              "difference": 1.5, "ci": [0.5, 2.5]}]}}
+    report["ways"][1]["test_vs_baseline"] = {"difference": 6.0, "ci": [4.0, 8.0], "significant": True}
+    text = "\n".join(answer(report))
+    assert "**Best on validation: prefix-pseudo-mask**, ROUGE-L 27.00 [26.00, 28.00]" in text
+    assert "Next: bertshare, -0.50 [-1.20, +0.30] (not significant)" in text
+    assert "Not significantly worse than the best on validation: bertshare." in text
+    assert "lead-10 baseline on test: +6.00 [+4.00, +8.00] (significant)" in text
+    assert "Rothe: bertshare - bert2bert = +1.50 [+0.50, +2.50] on validation: the ordering holds" in text
+    assert "**Pick**: bertshare decodes fastest" in text

@@ -47,6 +47,14 @@ WAYS: tuple[Way, ...] = (
         {"scheme": "prefix", "objective": "pseudo-mask", "random_weights": True}),
 )
 WAY_NAMES = tuple(w.name for w in WAYS)
+# the orderings the papers report, as (better, worse, who says so): each pair gets a paired interval
+PAPER_PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("bertshare", "bert2bert", "Rothe et al. 2020: BERTShare >= BERT2BERT"),
+    ("bert2bert", "bert2rnd", "Rothe et al. 2020: BERT2BERT > BERT2Rnd"),
+    ("bert2rnd", "random-init", "Rothe et al. 2020: BERT2Rnd > Rnd2Rnd (here: the random-weight control)"),
+    ("prefix-pseudo-mask", "bert2bert", "UniLM: a prefix LM is competitive with an encoder-decoder at about half "
+                                        "the parameters"),
+)
 # 2 CPU cores, under an hour for all eight ways
 QUICK = {"max_steps": 300, "mlm_warmup_steps": 100, "limit_eval": 100}
 
@@ -318,12 +326,21 @@ def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples
                 d = bootstrap(task, w[f"_{split}"], base_items[split], resamples=resamples)
                 w[f"{split}_vs_baseline"] = {"difference": d["difference"], "ci": d["difference_ci"],
                                              "significant": d["difference_ci"][0] > 0}
+    pairs: dict[str, list[dict[str, Any]]] = {}
+    for split in ("validation", "test"):
+        for a, b, claim in PAPER_PAIRS:
+            wa, wb = ways.get(a), ways.get(b)
+            if wa is None or wb is None or wa.get(f"_{split}") is None or wb.get(f"_{split}") is None:
+                continue
+            d = bootstrap(task, wa[f"_{split}"], wb[f"_{split}"], resamples=resamples)
+            pairs.setdefault(split, []).append({"better": a, "worse": b, "claim": claim,
+                                                "difference": d["difference"], "ci": d["difference_ci"]})
     for w in ways.values():
         for k in [k for k in w if k.startswith("_")]:
             del w[k]
     baselines = first.get("baselines") or {}
     return {"task": task, "metric": key, "dataset": base.dataset or base.train, "budget": C.recipe_dict(base),
-            "baselines": baselines, "ways": list(ways.values())}
+            "baselines": baselines, "ways": list(ways.values()), "paper_pairs": pairs}
 
 
 def _fmt(v: Optional[float], spec: str = ".2f") -> str:
@@ -335,6 +352,52 @@ def _ci(w: dict[str, Any], split: str, key: str) -> str:
     return "—" if m is None else f"{m:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
+def _verdict(ci: Sequence[float]) -> str:
+    return "significant" if ci[0] > 0 or ci[1] < 0 else "not significant"
+
+
+def answer(report: dict[str, Any]) -> list[str]:
+    """The plain answer, read off the numbers: the winner, its margin, the ways one cannot tell
+    from it, the baseline, the paper orderings, and the cheapest way that is as good."""
+    key = report["metric"]
+    name = {"rougeL": "ROUGE-L", "bleu": "BLEU"}[key]
+    ways = [w for w in report["ways"] if w.get(f"validation_{key}_mean") is not None]
+    if not ways:
+        return []
+    ways.sort(key=lambda w: -w[f"validation_{key}_mean"])
+    best = ways[0]
+    out = [f"- **Best on validation: {best['name']}**, {name} {_ci(best, 'validation', key)}; on test "
+           f"{_ci(best, 'test', key)}."]
+    if len(ways) > 1:
+        second = ways[1]
+        d = second.get("validation_vs_best") or {}
+        if d:
+            out.append(f"- Next: {second['name']}, {d['difference']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] "
+                       f"({_verdict(d['ci'])}).")
+        ties = [w["name"] for w in ways[1:] if not (w.get("validation_vs_best") or {}).get("significant", True)]
+        out.append("- Not significantly worse than the best on validation: " + (", ".join(ties) or "none") + ".")
+    tb = best.get("test_vs_baseline")
+    base = next(iter(((report.get("baselines") or {}).get("test") or {})), "baseline")
+    if tb:
+        out.append(f"- Against the {base} baseline on test: {tb['difference']:+.2f} "
+                   f"[{tb['ci'][0]:+.2f}, {tb['ci'][1]:+.2f}] ({_verdict(tb['ci'])}).")
+    for pr in (report.get("paper_pairs") or {}).get("validation", []):
+        holds = "holds" if pr["ci"][0] > 0 else ("is reversed" if pr["ci"][1] < 0 else "is not resolved")
+        out.append(f"- {pr['claim']}: {pr['better']} - {pr['worse']} = {pr['difference']:+.2f} "
+                   f"[{pr['ci'][0]:+.2f}, {pr['ci'][1]:+.2f}] on validation: the ordering {holds} at this budget.")
+    as_good = [best] + [w for w in ways[1:] if not (w.get("validation_vs_best") or {}).get("significant", True)]
+
+    def latency(w: dict[str, Any]) -> float:
+        return ((w["seeds"][0].get("costs") or {}).get("latency_b1_s")) or float("inf")
+    cheapest = min(as_good, key=latency)
+    if cheapest is not best and latency(cheapest) < latency(best):
+        out.append(f"- **Pick**: {cheapest['name']} decodes fastest among the ways as good as the best "
+                   f"({latency(cheapest):.3f} s against {latency(best):.3f} s per example at batch 1); else {best['name']}.")
+    else:
+        out.append(f"- **Pick**: {best['name']} (no way as good decodes faster).")
+    return out
+
+
 def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
     lines = ["# Ways of making BERT generate: one checkpoint, one budget", ""]
     machines: set[str] = set()
@@ -342,6 +405,8 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
         b, key = report["budget"], report["metric"]
         name = {"rougeL": "ROUGE-L", "bleu": "BLEU"}[key]
         lines += [f"## {report['task']}: `{report['dataset']}` from `{b['init']}`", "",
+                  "The answer, read off the numbers below (95% paired bootstrap intervals):", "",
+                  *answer(report), "",
                   f"| way | seeds | parameters (M) | validation {name} [95% CI] | test {name} [95% CI] "
                   "| vs best (validation) | vs baseline (test) | decoding (chosen on validation) |",
                   "|---|---:|---:|---|---|---|---|---|"]
