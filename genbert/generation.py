@@ -422,6 +422,10 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
     every masked token takes its prediction and then `remask_schedule` of the block's tokens,
     committed or not, ranked lowest by the same order (a committed token keeps the
     log-probability it was predicted with), are masked again. [MASK] is never predicted.
+    With no_repeat_content_words (and cfg.word_vocab), a content-word token already in the block
+    is not predicted again, and a pass assigns its masked positions one at a time in rank order,
+    each content token banned for the positions after it (`_distinct_predictions`, greedy only),
+    so parallel commits cannot write one twice.
     With collapse_repeats, a token repeated in a row is kept once (the rest move left).
     Returns (B, n): up to each row's first EOS, pad after it."""
     length = cfg.max_new_tokens
@@ -432,6 +436,11 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
     score = torch.zeros(batch, length, device=device)  # log-probability each token was predicted with
     positions = torch.arange(length, device=device)
     schedule = remask_schedule(block, steps) if remask else commit_schedule(block, steps)
+    content = None
+    if cfg.no_repeat_content_words:
+        flags = cfg.word_vocab.content_tokens()
+        content = torch.zeros(state.model.config.vocab_size, dtype=torch.bool, device=device)
+        content[:len(flags)] = torch.tensor(flags[:len(content)], dtype=torch.bool, device=device)
     for start in range(0, length, block):
         end = start + block
         for n in schedule:
@@ -439,20 +448,28 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
             scores[..., mask_id] = float("-inf")
             if cfg.min_new_tokens > start:
                 scores[:, :cfg.min_new_tokens - start, eos] = float("-inf")
-            flat = scores.view(batch * block, -1)
-            tok = (sample_from(flat, cfg) if cfg.do_sample else flat.argmax(-1)).view(batch, block)
-            tok_score = scores.gather(-1, tok[..., None]).squeeze(-1)
+            if content is not None:  # content words already in the block are not predicted again
+                present = torch.zeros(batch, scores.shape[-1], dtype=torch.bool, device=device)
+                present.scatter_(1, x, True)
+                scores = scores.masked_fill((present & content[:scores.shape[-1]])[:, None, :], float("-inf"))
             masked = x[:, start:end] == mask_id
+            noise = torch.rand(batch, block, generator=cfg.generator, device=device) if order == "random" else None
+
+            def rank_of(tok: Tensor, tok_score: Tensor) -> Tensor:  # higher = committed sooner
+                if order == "confidence":
+                    return tok_score
+                if order == "content-first":  # log-probabilities are <= 0: -1e4 puts EOS below any content
+                    return tok_score - 1e4 * (tok == eos)
+                return noise if order == "random" else -positions[start:end].float().expand(batch, block)
+            if content is None:
+                flat = scores.view(batch * block, -1)
+                tok = (sample_from(flat, cfg) if cfg.do_sample else flat.argmax(-1)).view(batch, block)
+                tok_score = scores.gather(-1, tok[..., None]).squeeze(-1)
+            else:
+                tok, tok_score = _distinct_predictions(scores, masked, content, rank_of)
             new_x = torch.where(masked, tok, x[:, start:end])
             new_score = torch.where(masked, tok_score, score[:, start:end])
-            if order == "confidence":
-                rank = new_score
-            elif order == "content-first":  # log-probabilities are <= 0: -1e4 puts EOS below any content
-                rank = new_score - 1e4 * (new_x == eos)
-            elif order == "random":
-                rank = torch.rand(batch, block, generator=cfg.generator, device=device)
-            else:
-                rank = -positions[start:end].float().expand(batch, block)
+            rank = rank_of(new_x, new_score)
             if remask:  # mask again the n lowest-ranked tokens of the block, committed or not
                 again = torch.zeros_like(masked).scatter(1, torch.topk(rank, n, largest=False).indices, True)
                 new_x = new_x.masked_fill(again, mask_id)
@@ -469,6 +486,30 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
     first = torch.where(is_eos.any(1), is_eos.int().argmax(1), length)  # (B,) index of the first EOS
     x = x.masked_fill(positions[None] > first[:, None], pad)
     return x[:, :int((first + 1).clamp(max=length).max())]
+
+
+def _distinct_predictions(scores: Tensor, masked: Tensor, content: Tensor,
+                           rank_of: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+    """Greedy predictions (B, L) and their log-probabilities for the masked positions of
+    scores (B, L, V), assigned one position at a time in rank order; a content token
+    (content: (V,) bool) once assigned is banned at the positions assigned after it, so that
+    one pass never writes it twice. Only each position's L + 1 best tokens can be needed."""
+    b, n, _ = scores.shape
+    cand_score, cand = scores.topk(min(n + 1, scores.shape[-1]), dim=-1)  # (B, L, K)
+    tok, tok_score = cand[..., 0].clone(), cand_score[..., 0].clone()
+    todo, rows = masked.clone(), torch.arange(b, device=scores.device)
+    for _ in range(int(masked.sum(1).max())):
+        best = cand_score.argmax(-1, keepdim=True)
+        t, ts = cand.gather(-1, best).squeeze(-1), cand_score.gather(-1, best).squeeze(-1)
+        p = rank_of(t, ts).masked_fill(~todo, float("-inf")).argmax(1)  # (B,) the next position
+        active = todo[rows, p]
+        chosen = t[rows, p]
+        tok[rows, p] = torch.where(active, chosen, tok[rows, p])
+        tok_score[rows, p] = torch.where(active, ts[rows, p], tok_score[rows, p])
+        todo[rows, p] = False
+        ban = active & content[chosen]
+        cand_score = cand_score.masked_fill(ban[:, None, None] & (cand == chosen[:, None, None]), float("-inf"))
+    return tok, tok_score
 
 
 def _collapse_repeats(x: Tensor, eos: int) -> Tensor:
@@ -488,13 +529,15 @@ def _check_decoding_arguments(model, cfg: GenerationConfig, diffusion: bool) -> 
         unsupported = {"num_beams": cfg.num_beams != 1, "repetition_penalty": cfg.repetition_penalty != 1.0,
                        "no_repeat_ngram_size": cfg.no_repeat_ngram_size != 0,
                        "no_repeat_word_ngram_size": cfg.no_repeat_word_ngram_size != 0,
-                       "no_repeat_content_words": cfg.no_repeat_content_words,
                        "mask_predict": cfg.mask_predict is not None,
                        "decoder_start_token_id": cfg.decoder_start_token_id is not None}
         for name, bad in unsupported.items():
             if bad:
                 raise ValueError(f"{name}={getattr(cfg, name)!r}: not supported by diffusion decoding "
                                  "(an encoder-only bidirectional model)")
+        if cfg.no_repeat_content_words and cfg.do_sample:
+            raise ValueError("no_repeat_content_words=True: diffusion decoding applies it to greedy predictions "
+                             "only (do_sample=False)")
         return
     if c.decoding == "diffusion":
         raise ValueError(f"decoding='diffusion' needs an encoder-only model with mask_scheme 'bidirectional', "

@@ -101,6 +101,12 @@ class WordVocab:
         tokens = [tokenizer.id_to_token(i) for i in range(len(tokenizer))]
         return cls.from_tokens(tokens, sorted(tokenizer.special_ids), tokenizer.kind == "sentencepiece")
 
+    def content_tokens(self) -> list[bool]:
+        """Per id: a token that starts a word and is a content word by itself ("profits", not
+        "the", "##s" or ","): what masked diffusion, which commits tokens in any order, keeps from
+        repeating (see genbert.generation.diffusion_sample)."""
+        return [k == START and is_content_word(s) for k, s in zip(self.kinds, self.surfaces)]
+
     # ------------------------------------------------------------------ words of a token sequence
     def _kind(self, i: int) -> int:
         return self.kinds[i] if 0 <= i < len(self.kinds) else SEP

@@ -11,9 +11,13 @@ from hypothesis import strategies as st
 from genbert import DecoderConfig, GenBert, masks
 from genbert.data.objectives import IGNORE_INDEX, DiffusionCollator, SpecialIds, diffusion_times
 from genbert.generation import commit_schedule, remask_schedule
+from genbert.words import WordVocab
 from conftest import padded_batch, tiny_config
 
 V = 99
+# ids 0-3 special; even ids from 4 content words ("w4"), odd ones function words ("the")
+WORDS = WordVocab.from_tokens(["[PAD]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" if i % 2 == 0 else "the"
+                                                                      for i in range(4, V)], special_ids=range(4))
 IDS = SpecialIds(pad=0, cls=1, sep=2, mask=3, vocab_size=V)
 PROP = settings(max_examples=30, deadline=None)
 pairs = st.lists(st.tuples(st.lists(st.integers(4, V - 1), max_size=12),
@@ -204,6 +208,8 @@ SETTINGS = {
     "left-to-right": dict(order="left-to-right"),
     "content-first": dict(order="content-first", steps=6),
     "collapse": dict(steps=4, collapse_repeats=True),
+    "no-repeat": dict(steps=6, no_repeat_content_words=True, word_vocab=WORDS),
+    "no-repeat-remask": dict(steps=4, remask=True, no_repeat_content_words=True, word_vocab=WORDS),
     "remask": dict(remask=True, steps=4),
     "remask-random": dict(remask=True, order="random", steps=3),
     "blocks": dict(block_length=4, steps=6),
@@ -288,7 +294,8 @@ def test_left_to_right_commits_in_order():
     assert torch.equal(out, _gen(model, ids, am, order="left-to-right", steps=12, use_cache=False))
 
 
-@pytest.mark.parametrize("setting", ["confidence", "left-to-right", "remask", "blocks", "blocks-remask"])
+@pytest.mark.parametrize("setting", ["confidence", "left-to-right", "remask", "blocks", "blocks-remask", "no-repeat",
+                                     "no-repeat-remask"])
 def test_batch_equals_each_source_alone(setting):
     model = _model()
     lengths = (9, 6, 3)
@@ -446,3 +453,50 @@ def test_collapse_repeats_keeps_a_run_once():
         p = [t for t in p if t not in (0, 2)]  # pad and EOS
         want = [t for i, t in enumerate(p) if i == 0 or t != p[i - 1]]
         assert [t for t in m if t not in (0, 2)] == want
+
+
+def test_no_repeated_content_word_in_any_order():
+    """Masked diffusion commits tokens in parallel and in any order; with no_repeat_content_words
+    no content-word token occurs twice in a row's output (function words may), in the passes
+    and commit counts of the schedule."""
+    model = _model()
+    with torch.no_grad():  # few likely tokens: repeats are what the model would write
+        model.lm_head.bias[4:12] += 4.0
+    ids, am = _source()
+    for order in ("confidence", "left-to-right", "random"):
+        plain = _gen(model, ids, am, steps=6, order=order)
+        calls = _count_steps(model)
+        out = _gen(model, ids, am, steps=6, order=order, no_repeat_content_words=True, word_vocab=WORDS)
+        assert len(calls) == 7
+        fed = [(c[0] == 3).sum(1).tolist() for c in calls[1:]]
+        left = 12
+        for n, commit in zip(fed, commit_schedule(12, 6)):
+            assert n == [left] * 3
+            left -= commit
+        model.step = type(model).step.__get__(model)
+        def repeats(row):
+            toks = [t for t in row.tolist() if t >= 4 and t % 2 == 0]
+            return len(toks) - len(set(toks))
+        assert sum(repeats(r) for r in plain) > 0, order  # the constraint has something to do
+        assert all(repeats(r) == 0 for r in out), order
+    assert WORDS.content_tokens()[:6] == [False, False, False, False, True, False]
+
+
+def test_no_repeat_content_words_is_greedy_only():
+    ids, am = _source()
+    with pytest.raises(ValueError, match="no_repeat_content_words=True: .*greedy"):
+        _gen(_model(), ids, am, steps=4, do_sample=True, no_repeat_content_words=True, word_vocab=WORDS)
+
+
+def test_mean_weight_counts_each_row_once():
+    """weight="mean" (Mask-Predict's loss): each masked token weighs 1/(masked tokens of its row)."""
+    pairs = [(list(range(5, 15)), list(range(20, 20 + k))) for k in (3, 8, 12, 1)] * 4
+    batch, t = DiffusionCollator(IDS, max_target_length=12, generator=gen(3), weight="mean").collate_with_times(pairs)
+    w, picked = batch["label_weights"], batch["labels"] != IGNORE_INDEX
+    assert ((w > 0) == picked).all()
+    rows = picked.any(1)
+    assert torch.allclose(w.sum(1)[rows], torch.ones(int(rows.sum())))
+    elbo, _ = DiffusionCollator(IDS, max_target_length=12, generator=gen(3)).collate_with_times(pairs)
+    assert torch.equal(elbo["input_ids"], batch["input_ids"])  # the same masks, other weights
+    with pytest.raises(ValueError, match="weight must be one of"):
+        DiffusionCollator(IDS, weight="1/t")

@@ -51,6 +51,7 @@ __all__ = [
     "InfillingCollator",
     "DIFFUSION_REPLACE",
     "DIFFUSION_ATTENTION",
+    "DIFFUSION_WEIGHTS",
     "diffusion_times",
     "DiffusionCollator",
 ]
@@ -820,6 +821,8 @@ class InfillingCollator(_Randomized):
 DIFFUSION_REPLACE = ("mask", "80/10/10")
 """What a masked target-block token becomes: always [MASK], or BERT's 80/10/10 rule."""
 DIFFUSION_ATTENTION = ("source-block", "bidirectional")
+# "elbo": 1/(t*L), the MDLM / LLaDA bound; "mean": the mean over a row's masked tokens (CMLM), lower variance
+DIFFUSION_WEIGHTS = ("elbo", "mean")
 """The diffusion attention masks (`genbert.config.DIFFUSION_MASKS`)."""
 
 
@@ -849,6 +852,9 @@ class DiffusionCollator(_Randomized):
     probability t; the source never is. ``replace="mask"`` puts [MASK] at every masked token;
     ``"80/10/10"`` puts [MASK] / a random non-special id / the original. No row is forced to
     hold a masked token: forcing one at small t would weigh it 1/(t*L) and bias the ELBO.
+    ``weight="mean"`` (an ablation; Mask-Predict's loss) weighs each masked token 1/(masked tokens of its row)
+    instead: every row with a masked token counts once, whatever its t, which removes the 1/t
+    weight's variance at small batches.
 
     Returns ``input_ids``, ``token_type_ids``, ``attention_mask`` (3-D (B, T, T) bool:
     :func:`genbert.masks.source_block`, or :func:`genbert.masks.bidirectional` for
@@ -860,7 +866,7 @@ class DiffusionCollator(_Randomized):
 
     def __init__(self, ids: SpecialIds, max_source_length: Optional[int] = None, max_target_length: int = 64,
                  generator: Optional[torch.Generator] = None, eps: float = 1e-3, replace: str = "mask",
-                 attention: str = "source-block") -> None:
+                 attention: str = "source-block", weight: str = "elbo") -> None:
         super().__init__(generator)
         if not isinstance(max_target_length, int) or max_target_length < 1:
             raise ValueError(f"max_target_length must be an int >= 1 (the block length), got {max_target_length!r}")
@@ -870,7 +876,9 @@ class DiffusionCollator(_Randomized):
             raise ValueError(f"replace must be one of {DIFFUSION_REPLACE}, got {replace!r}")
         if attention not in DIFFUSION_ATTENTION:
             raise ValueError(f"attention must be one of {DIFFUSION_ATTENTION}, got {attention!r}")
-        self.ids, self.eps, self.replace, self.attention = ids, eps, replace, attention
+        if weight not in DIFFUSION_WEIGHTS:
+            raise ValueError(f"weight must be one of {DIFFUSION_WEIGHTS}, got {weight!r}")
+        self.ids, self.eps, self.replace, self.attention, self.weight = ids, eps, replace, attention, weight
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
 
     def __call__(self, examples: Sequence[Any]) -> dict[str, Any]:
@@ -896,7 +904,10 @@ class DiffusionCollator(_Randomized):
             random_tokens = pool[torch.randint(len(pool), input_ids.shape, generator=g)]
             inputs = torch.where(picked & (u >= 0.8) & (u < 0.9), random_tokens, inputs)
             inputs = torch.where(picked & (u >= 0.9), input_ids, inputs)
-        weights = (1.0 / (t * n)).float()[:, None].expand_as(input_ids)
+        if self.weight == "elbo":
+            weights = (1.0 / (t * n)).float()[:, None].expand_as(input_ids)
+        else:
+            weights = (1.0 / picked.sum(1).clamp(min=1)).float()[:, None].expand_as(input_ids)
         mask_fn = masks.source_block if self.attention == "source-block" else masks.bidirectional
         batch = {
             "input_ids": inputs,

@@ -70,6 +70,9 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
                                group="model", choices=DIFFUSION_MASKS)
     diffusion_replace: str = flag("mask", "bidirectional: a masked target token becomes [MASK] (mask) or BERT's "
                                           "80/10/10", group="model", choices=("mask", "80/10/10"))
+    diffusion_weight: str = flag("elbo", "bidirectional: a masked token's loss weight: elbo (1/(t*L), MDLM / LLaDA) "
+                                         "or mean (the mean over the row's masked tokens, Mask-Predict)",
+                                 group="model", choices=("elbo", "mean"))
     random_weights: bool = flag(False, "keep --init's architecture and vocabulary but draw every weight anew "
                                        "(the no-pretraining control)", group="model")
     # a fresh MLM head (all-MiniLM-L6-v2 has none) learns to predict tokens before seq2seq training
@@ -138,7 +141,7 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
         if self.train is None and self.validation is not None:
             raise UsageError("--validation needs --train (or use --dataset)")
         if self.scheme == "bidirectional":
-            for name in ("no_repeat_word_ngram_size", "no_repeat_content_words"):
+            for name in ("no_repeat_word_ngram_size",):
                 if getattr(self, name):
                     raise UsageError(f"{C.flag_name(name)} does not apply to --scheme bidirectional (diffusion "
                                      "decoding)")
@@ -170,7 +173,7 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
                   "objective": self.seq2seq_objective}
         if self.scheme == "bidirectional":
             return {**common, "steps": self.diffusion_steps, "order": self.order, "block_length": self.block_length,
-                    "collapse_repeats": self.collapse_repeats}
+                    "collapse_repeats": self.collapse_repeats, "no_repeat_content_words": self.no_repeat_content_words}
         return {**common, "num_beams": self.num_beams, "no_repeat_ngram_size": self.no_repeat_ngram_size,
                 "no_repeat_word_ngram_size": self.no_repeat_word_ngram_size,
                 "no_repeat_content_words": self.no_repeat_content_words, "length_penalty": self.length_penalty}
@@ -260,7 +263,8 @@ def make_collator(recipe: Seq2SeqRecipe, tokenizer):
     if recipe.scheme == "bidirectional":
         return DiffusionCollator(SpecialIds.from_tokenizer(tokenizer), recipe.max_source_length - 2,
                                  recipe.max_target_length, generator=torch.Generator().manual_seed(recipe.seed),
-                                 replace=recipe.diffusion_replace, attention=recipe.diffusion_mask)
+                                 replace=recipe.diffusion_replace, attention=recipe.diffusion_mask,
+                                 weight=recipe.diffusion_weight)
     kw = {"mask_prob": recipe.mask_prob} if recipe.seq2seq_objective == "masked-target" else {}
     return Seq2SeqCollator(SpecialIds.from_tokenizer(tokenizer), recipe.seq2seq_objective,
                            recipe.max_source_length - 2, recipe.max_target_length - 1,
