@@ -117,12 +117,13 @@ def shared_warmup_seconds(warm: Optional[Path]) -> Optional[float]:
 
 def decode_grid(recipe: S.Seq2SeqRecipe) -> list[dict[str, Any]]:
     """The small decoding search every way gets on validation: beam size and length penalty, or
-    for diffusion the number of passes and the order."""
+    for diffusion the number of passes, the order and the repeat handling (the autoregressive
+    ways block repeated trigrams, the recipe's default)."""
     if recipe.scheme == "bidirectional":
         n = recipe.max_target_length
         steps = sorted({max(1, n // 4), max(1, n // 2), n})
-        return [{"steps": k, "order": o, "collapse_repeats": c} for k in steps
-                for o in ("confidence", "content-first", "left-to-right") for c in (False, True)]
+        repeats = ({}, {"collapse_repeats": True}, {"collapse_repeats": True, "no_repeat_content_words": True})
+        return [{"steps": k, "order": o, **r} for k in steps for o in ("confidence", "left-to-right") for r in repeats]
     return [{"num_beams": 1}] + [{"num_beams": 4, "length_penalty": lp} for lp in (0.6, 1.0, 1.4)]
 
 
