@@ -32,6 +32,10 @@ def decode(gen, sources, refs, batch_size: int, **kw):
     return rouge_scores(preds, refs), seconds, tokens, preds
 
 
+REPEATS = {"none": {"collapse_repeats": False}, "collapse": {"collapse_repeats": True},
+           "collapse+no-repeat": {"collapse_repeats": True, "no_repeat_content_words": True}}
+
+
 def unmasking_picture(gen, source: str, path: Path, **kw) -> None:
     """One row per denoising pass: the target block's tokens, [MASK] in grey, new ones in bold."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -73,6 +77,9 @@ def main(argv=None) -> int:
     p.add_argument("--orders", nargs="+", default=["confidence", "left-to-right", "random"])
     p.add_argument("--block-lengths", type=int, nargs="+", default=[0], help="0 = one block")
     p.add_argument("--remask", action="store_true", help="also try Mask-Predict remasking")
+    p.add_argument("--repeats", nargs="+", choices=tuple(REPEATS), default=list(REPEATS),
+                   help="repeat handling: none, collapse (collapse_repeats), collapse+no-repeat "
+                        "(and no_repeat_content_words)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--output", type=Path, default=Path("docs/diffusion"))
     a = p.parse_args(argv)
@@ -93,13 +100,15 @@ def main(argv=None) -> int:
             if steps > length or (block and (length % block or steps % (length // block))):
                 continue
             for order in a.orders:
-                for remask in ([False, True] if a.remask else [False]):
-                    kw = dict(steps=steps, order=order, remask=remask or None, block_length=block or None)
+                for remask, repeats in [(r, x) for r in ([False, True] if a.remask else [False]) for x in a.repeats]:
+                    kw = dict(steps=steps, order=order, remask=remask or None, block_length=block or None,
+                              **REPEATS[repeats])
                     if order == "random":
                         import torch
                         kw["generator"] = torch.Generator().manual_seed(0)
                     scores, seconds, tokens, _ = decode(gen, sources, refs, a.batch_size, **kw)
                     rows.append({"model": "diffusion", "steps": steps, "order": order, "remask": remask,
+                                 "repeats": repeats,
                                  "block_length": block or None, "rougeL": scores["rougeL"],
                                  "rouge1": scores["rouge1"], "rouge2": scores["rouge2"], "decode_s": seconds,
                                  "tokens_per_example": tokens, "passes_per_token": steps / tokens})
@@ -120,10 +129,11 @@ def main(argv=None) -> int:
               "examples": len(records), "machine": machine_description(), "command": command, "rows": rows}
     write_json(a.output.with_suffix(".json"), result)
     lines = [f"Decoding search on `{a.dataset}` {a.split} ({len(records)} examples), {result['machine']}.", "",
-             "| model | steps | order | remask | block | passes / token | decode s | ROUGE-1 | ROUGE-2 | ROUGE-L |",
-             "|---|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| model | steps | order | remask | repeats | block | passes / token | decode s | ROUGE-1 | ROUGE-2 "
+             "| ROUGE-L |", "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: -r["rougeL"]):
         lines.append(f"| {r['model']} | {r.get('steps', '—')} | {r.get('order', '—')} | {r.get('remask', '—')} "
+                     f"| {r.get('repeats', '—')} "
                      f"| {r.get('block_length') or '—'} | {r['passes_per_token']:.2f} | {r['decode_s']:.1f} "
                      f"| {r['rouge1']:.2f} | {r['rouge2']:.2f} | {r['rougeL']:.2f} |")
     lines += ["", "```", command, "```", ""]
@@ -137,9 +147,11 @@ def main(argv=None) -> int:
                                       ("decode_s", f"decoding seconds ({len(records)} examples)"))):
         ax = fig.add_subplot(1, 2, i + 1)
         for order in a.orders:
-            pts = sorted((r[key], r["rougeL"]) for r in rows if r.get("order") == order and not r.get("remask"))
-            if pts:
-                ax.plot(*zip(*pts), marker="o", label=f"diffusion, {order}")
+            for repeats in a.repeats:
+                pts = sorted((r[key], r["rougeL"]) for r in rows if r.get("order") == order and not r.get("remask")
+                             and r.get("repeats") == repeats and not r.get("block_length"))
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", label=f"diffusion, {order}, {repeats}")
         for r in rows:
             if r["model"] == "reference":
                 ax.plot([r[key]], [r["rougeL"]], "r*", ms=12, label="reference")
@@ -152,7 +164,8 @@ def main(argv=None) -> int:
     best = max((r for r in rows if r["model"] == "diffusion"), key=lambda r: r["rougeL"], default=None)
     if best is not None:
         unmasking_picture(gen, sources[0], a.output.with_name(a.output.name + "_unmasking.png"),
-                          steps=best["steps"], order=best["order"], block_length=best["block_length"])
+                          steps=best["steps"], order=best["order"], block_length=best["block_length"],
+                          **REPEATS[best["repeats"]])
     print(f"wrote {a.output}.json, .md, .png and {a.output.name}_unmasking.png")
     return 0
 
