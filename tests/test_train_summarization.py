@@ -88,7 +88,8 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     assert (model.decoder is not None) == (scheme == "encoder-decoder")
     assert model.config.mask_scheme == {"prefix": "prefix", "causal": "causal"}.get(scheme, "bidirectional")
     settings = json.loads((out / "final" / "generation.json").read_text())
-    decoding = {"steps", "order", "block_length"} if scheme == "bidirectional" else {
+    decoding = {"steps", "order", "block_length", "collapse_repeats", "no_repeat_content_words"} \
+        if scheme == "bidirectional" else {
         "num_beams", "no_repeat_ngram_size", "no_repeat_word_ngram_size", "no_repeat_content_words",
         "length_penalty"}
     assert set(settings) == {"max_source_length", "max_target_length", "max_new_tokens", "scheme", "objective",
@@ -97,6 +98,8 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     if scheme != "bidirectional":  # the word-level repeat options: off unless asked for
         assert (settings["no_repeat_word_ngram_size"], settings["no_repeat_content_words"]) == (
             (2, True) if words else (0, False))
+    else:  # diffusion: repeats in a row collapsed unless --no-collapse-repeats (chosen on validation)
+        assert (settings["collapse_repeats"], settings["no_repeat_content_words"]) == (True, False)
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"scores", "baselines", "settings"}
     assert set(metrics["scores"]) == {"rouge1", "rouge2", "rougeL", "rougeLsum"}
@@ -196,8 +199,8 @@ def test_bad_data_files(tmp_path, data, capsys, case):
      "--objective masked-target applies to --scheme prefix only"),
     (["--batch-size", "0", "--train", "{train}", "--validation", "{val}"], "--batch-size=0"),
     (["--resume", "--overwrite"], "not allowed with argument"),
-    (["--scheme", "bidirectional", "--no-repeat-content-words", "--train", "{train}", "--validation", "{val}"],
-     "--no-repeat-content-words does not apply to --scheme bidirectional"),
+    (["--scheme", "bidirectional", "--no-repeat-word-ngram-size", "2", "--train", "{train}", "--validation",
+      "{val}"], "--no-repeat-word-ngram-size does not apply to --scheme bidirectional"),
     (["--no-repeat-word-ngram-size", "-1", "--train", "{train}", "--validation", "{val}"],
      "--no-repeat-word-ngram-size=-1: must be >= 0"),
 ])
