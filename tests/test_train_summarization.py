@@ -94,7 +94,15 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
         "length_penalty"}
     assert set(settings) == {"max_source_length", "max_target_length", "max_new_tokens", "scheme", "objective",
                              *decoding}
-    assert settings["scheme"] == scheme and settings["objective"] == objective and settings["max_new_tokens"] == 8
+    block = 8
+    if scheme == "bidirectional":  # the block fits the longest training target and its end token
+        from genbert.tokenization import Tokenizer
+        tok = Tokenizer.from_dir(out / "final")
+        targets = [json.loads(x)["target"] for x in train.read_text().splitlines()]
+        block = min(8, max(len(tok.encode(t, add_special_tokens=False)) for t in targets if t) + 1)
+        assert block < 8 and f"note: diffusion block of {block} tokens" in proc.stdout
+        assert settings["steps"] == -(-block // 2)
+    assert settings["scheme"] == scheme and settings["objective"] == objective and settings["max_new_tokens"] == block
     if scheme != "bidirectional":  # the word-level repeat options: off unless asked for
         assert (settings["no_repeat_word_ngram_size"], settings["no_repeat_content_words"]) == (
             (2, True) if words else (0, False))
@@ -259,3 +267,25 @@ def test_default_output_dir(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="--overwrite"):
         check_output_dir(output_dir_for(Seq2SeqRecipe(), RunOptions(output_dir=Path("runs/bbc-headlines"))),
                          resume=False, overwrite=False)
+
+
+def test_bench_diffusion_searches_a_trained_diffusion_model(tmp_path, data):
+    """scripts/bench_diffusion.py through its entry point on a tiny trained diffusion model: every
+    (steps, order, repeat handling) of the grid is a row, the best one is pictured unmasking."""
+    train, val = data
+    out = tmp_path / "run"
+    proc = run("--train", str(train), "--validation", str(val), "--output-dir", str(out), "--scheme",
+               "bidirectional", "--max-steps", "2", "--save-steps", "0", *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    report = tmp_path / "search"
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_diffusion.py"), str(out / "final"),
+                        "--limit", "5", "--steps", "2", "8", "--orders", "confidence", "left-to-right",
+                        "--output", str(report)], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = json.loads(report.with_suffix(".json").read_text())["rows"]
+    assert len(rows) == 2 * 2 * 3
+    assert {r["repeats"] for r in rows} == {"none", "collapse", "collapse+no-repeat"}
+    assert all(0 <= r["rougeL"] <= 100 and r["passes_per_token"] > 0 for r in rows)
+    assert "| repeats |" in report.with_suffix(".md").read_text()
+    assert (tmp_path / "search_unmasking.png").stat().st_size > 1000 and report.with_suffix(".png").is_file()

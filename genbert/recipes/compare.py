@@ -43,7 +43,7 @@ WAYS: tuple[Way, ...] = (
     Way("bert2rnd", "encoder-decoder, random decoder", {"scheme": "encoder-decoder", "decoder_init": "random"}),
     Way("bidirectional-diffusion", "BERT's own way: masked diffusion, iterative unmasking of a target block "
                                    "that fits the longest training target",
-        {"scheme": "bidirectional", "max_target_length": "fit"}),
+        {"scheme": "bidirectional"}),
     Way("random-init", "prefix pseudo-mask from random weights of the same size",
         {"scheme": "prefix", "objective": "pseudo-mask", "random_weights": True}),
 )
@@ -58,22 +58,6 @@ PAPER_PAIRS: tuple[tuple[str, str, str], ...] = (
 )
 # 2 CPU cores, under an hour for all eight ways
 QUICK = {"max_steps": 300, "mlm_warmup_steps": 100, "limit_eval": 100}
-
-
-def fit_block(recipe: S.Seq2SeqRecipe) -> int:
-    """The diffusion block for ``max_target_length="fit"``: the longest training target (in
-    ``recipe.init``'s tokens) and its end token, at most the budget's max_target_length. Every block
-    position is trained and decoded, so a block of the budget's length would be mostly end tokens
-    on short targets (BBC headlines: median 6 tokens, longest 15; a 16-token block gains 1.2
-    ROUGE-L on validation over 24 at the same budget). From scratch (no tokenizer yet): the budget's."""
-    from ..tokenization import Tokenizer
-    d = C.resolve_init(recipe.init)
-    if d is None:
-        return recipe.max_target_length
-    tok = Tokenizer.from_dir(d)
-    data = S.load_data(recipe, need_validation=False)
-    longest = max(len(tok.encode(r["target"], add_special_tokens=False)) for r in data.train)
-    return min(recipe.max_target_length, longest + 1)
 
 
 def parse_ways(text: Optional[str]) -> list[Way]:
@@ -132,12 +116,12 @@ def shared_warmup_seconds(warm: Optional[Path]) -> Optional[float]:
     return json.loads(lines[-1]).get("elapsed_s") if lines else None
 
 
-def decode_grid(recipe: S.Seq2SeqRecipe) -> list[dict[str, Any]]:
+def decode_grid(recipe: S.Seq2SeqRecipe, length: Optional[int] = None) -> list[dict[str, Any]]:
     """The small decoding search every way gets on validation: beam size and length penalty, or
     for diffusion the number of passes, the order and the repeat handling (the autoregressive
     ways block repeated trigrams, the recipe's default)."""
     if recipe.scheme == "bidirectional":
-        n = recipe.max_target_length
+        n = length or recipe.max_target_length  # the trained block (see seq2seq.fitted_block)
         steps = sorted({max(1, n // 4), max(1, n // 2), n})
         repeats = ({}, {"collapse_repeats": True}, {"collapse_repeats": True, "no_repeat_content_words": True})
         return [{"steps": k, "order": o, **r} for k in steps for o in ("confidence", "left-to-right") for r in repeats]
@@ -204,8 +188,6 @@ def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: 
     overrides = dict(way.overrides)
     if warm is not None:
         overrides.update(init=str(warm), mlm_warmup_steps=0)
-    if overrides.get("max_target_length") == "fit":
-        overrides["max_target_length"] = fit_block(replace(base, init=overrides.get("init", base.init)))
     recipe = replace(base, **overrides, seed=seed, save_steps=0)
     recipe.check()
     out = Path(work_dir) / f"{way.name}-seed{seed}"
@@ -229,7 +211,7 @@ def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: 
     gen.generate([data.validation[0]["source"]])  # one-time start-up costs stay out of the timings
     key = "rougeL" if task == "summarization" else "bleu"
     search, best = [], None
-    for settings in decode_grid(recipe):
+    for settings in decode_grid(recipe, gen.settings.get("max_new_tokens")):
         v = evaluate_split(gen, data.validation, task, recipe.eval_batch_size, settings)
         search.append({"settings": settings, key: v["scores"][key], "decode_s": v["decode"]["seconds"]})
         say(f"validation {settings}: {key} {v['scores'][key]:.2f}")
