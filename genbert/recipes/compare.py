@@ -379,7 +379,7 @@ def answer(report: dict[str, Any]) -> list[str]:
         ties = [w["name"] for w in ways[1:] if not (w.get("validation_vs_best") or {}).get("significant", True)]
         out.append("- Not significantly worse than the best on validation: " + (", ".join(ties) or "none") + ".")
     tb = best.get("test_vs_baseline")
-    base = next(iter(((report.get("baselines") or {}).get("test") or {})), "baseline")
+    base = "lead-10" if key == "rougeL" else "copy-the-source"  # the per-example baseline of _baseline_items
     if tb:
         out.append(f"- Against the {base} baseline on test: {tb['difference']:+.2f} "
                    f"[{tb['ci'][0]:+.2f}, {tb['ci'][1]:+.2f}] ({_verdict(tb['ci'])}).")
@@ -397,6 +397,12 @@ def answer(report: dict[str, Any]) -> list[str]:
                    f"({latency(cheapest):.3f} s against {latency(best):.3f} s per example at batch 1); else {best['name']}.")
     else:
         out.append(f"- **Pick**: {best['name']} (no way as good decodes faster).")
+    missing = [n for n in WAY_NAMES if n not in {w["name"] for w in report["ways"]}]
+    if missing:
+        out.append(f"- Not run yet (the same command resumes with them): {', '.join(missing)}.")
+    top = [w for w in ways[:3] if len(w["seeds"]) < 2]
+    if top:
+        out.append(f"- One seed only for {', '.join(w['name'] for w in top)}: run --seeds 0 1 for the top three.")
     return out
 
 
@@ -549,7 +555,7 @@ def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> i
         command = "python scripts/compare_schemes.py" + (" " + shlex.join(argv) if argv else "")
         paths = write_report(reports, args.output_dir, command)
         C.say("")
-        C.say(format_markdown(reports, command).split("\n\n")[1])  # the first table
+        C.say("\n\n".join(format_markdown(reports, command).split("\n\n")[1:4]))  # the answer and the table
         C.say(f"\nwrote {paths['markdown']}, {paths['png']} and {paths['json']}")
         return 0
 
