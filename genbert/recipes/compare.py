@@ -123,7 +123,8 @@ def decode_grid(recipe: S.Seq2SeqRecipe, length: Optional[int] = None) -> list[d
     if recipe.scheme == "bidirectional":
         n = length or recipe.max_target_length  # the trained block (see seq2seq.fitted_block)
         steps = sorted({max(1, n // 4), max(1, n // 2), n})
-        repeats = ({}, {"collapse_repeats": True}, {"collapse_repeats": True, "no_repeat_content_words": True})
+        repeats = ({"collapse_repeats": False}, {"collapse_repeats": True},  # explicit: the stored default collapses
+                   {"collapse_repeats": True, "no_repeat_content_words": True})
         return [{"steps": k, "order": o, **r} for k in steps for o in ("confidence", "left-to-right") for r in repeats]
     return [{"num_beams": 1}] + [{"num_beams": 4, "length_penalty": lp} for lp in (0.6, 1.0, 1.4)]
 
