@@ -71,6 +71,7 @@ class WordVocab:
             raise ValueError("kinds and surfaces differ in length")
         self.kinds = list(kinds)
         self.surfaces = list(surfaces)
+        self._content: Optional[list[bool]] = None
 
     def __len__(self) -> int:
         return len(self.kinds)
@@ -104,8 +105,11 @@ class WordVocab:
     def content_tokens(self) -> list[bool]:
         """Per id: a token that starts a word and is a content word by itself ("profits", not
         "the", "##s" or ","): what masked diffusion, which commits tokens in any order, keeps from
-        repeating (see genbert.generation.diffusion_sample)."""
-        return [k == START and is_content_word(s) for k, s in zip(self.kinds, self.surfaces)]
+        repeating (see genbert.generation.diffusion_sample). Computed once per vocabulary, not
+        once per generate call."""
+        if self._content is None:
+            self._content = [k == START and is_content_word(s) for k, s in zip(self.kinds, self.surfaces)]
+        return self._content
 
     # ------------------------------------------------------------------ words of a token sequence
     def _kind(self, i: int) -> int:
