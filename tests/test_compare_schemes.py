@@ -59,6 +59,7 @@ def test_every_way_resumes_and_reports(setup, capsys):
     assert main(argv + ["--ways", "causal,bert2bert"]) == 0
     (report,) = json.loads((out / "comparison.json").read_text())["reports"]
     assert [w["name"] for w in report["ways"]] == ["causal", "bert2bert"]
+    assert report["commands"] == ["python scripts/compare_schemes.py " + " ".join(argv + ["--ways", "causal,bert2bert"])]
     done = {p.name: p.stat().st_mtime_ns for p in (out / "comparison").glob("*.json")}
     assert set(done) == {"summarization-causal-seed0.json", "summarization-bert2bert-seed0.json"}
     assert (work / "shared-mlm-warmup" / "final" / "config.json").is_file()  # computed once, shared
@@ -92,6 +93,7 @@ def test_every_way_resumes_and_reports(setup, capsys):
     assert by["bert2bert"]["parameters"] > by["bertshare"]["parameters"]
     assert by["bidirectional-diffusion"]["seeds"][0]["decoding"]["steps"] >= 1
     assert report["budget"]["max_steps"] == 2 and "lead-10" in report["baselines"]["validation"]
+    assert "The commands that produced these results" in md
     assert (work / "causal-seed0" / "final" / "generation.json").is_file()
     assert not list(out.glob(".*.tmp"))
     # killed after training, before its result was written: only the decoding is redone
@@ -152,3 +154,28 @@ def test_the_answer_reads_the_numbers():
     assert "lead-10 baseline on test: +6.00 [+4.00, +8.00] (significant)" in text
     assert "Rothe: bertshare - bert2bert = +1.50 [+0.50, +2.50] on validation: the ordering holds" in text
     assert "**Pick**: bertshare decodes fastest" in text
+
+
+def test_from_scratch_ways_and_budget_per_task():
+    """From scratch the random-weight control and BERT2BERT are other ways again: not run, not missing;
+    a report's budget is its results' own (a translation run does not relabel the summarization one)."""
+    from genbert.recipes.compare import WAY_NAMES, answer, assemble, default_ways, parse_ways
+    from genbert.recipes.seq2seq import Seq2SeqRecipe
+    assert [w.name for w in default_ways("minilm")] == list(WAY_NAMES)
+    scratch = [w.name for w in default_ways("scratch")]
+    assert "random-init" not in scratch and "bert2bert" not in scratch and "bert2rnd" in scratch
+    assert [w.name for w in parse_ways(None, "scratch")] == scratch
+    assert [w.name for w in parse_ways("bert2bert", "scratch")] == ["bert2bert"]  # asked for: run
+    base = Seq2SeqRecipe.resolve({"dataset": "bible-en-fr", "init": "scratch", "max_steps": 7})
+    items = [40.0, 50.0, 60.0]
+    rec = {"way": "causal", "task": "summarization", "seed": 0, "parameters": 1, "budget": {"init": "minilm",
+           "max_steps": 1000, "dataset": "bbc-headlines"}, "command": "python scripts/compare_schemes.py",
+           "validation": {"rougeL": 50.0, "per_example": items}, "test": None, "costs": {}}
+    report = assemble([rec], base, resamples=10)
+    assert report["budget"]["max_steps"] == 1000 and report["dataset"] == "bbc-headlines"
+    assert report["commands"] == ["python scripts/compare_schemes.py"]
+    missing = [line for line in answer(report) if line.startswith("- Not run yet")]
+    assert "random-init" in missing[0] and "causal" not in missing[0].split(":")[1]
+    report["budget"]["init"] = "scratch"
+    missing = [line for line in answer(report) if line.startswith("- Not run yet")]
+    assert "random-init" not in missing[0] and "bert2rnd" in missing[0]

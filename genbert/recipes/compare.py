@@ -56,13 +56,30 @@ PAPER_PAIRS: tuple[tuple[str, str, str], ...] = (
     ("prefix-pseudo-mask", "bert2bert", "UniLM: a prefix LM is competitive with an encoder-decoder at about half "
                                         "the parameters"),
 )
+# from scratch (translation) every way starts from random weights: the random-weight control is the
+# pseudo-mask way again, and BERT2BERT's decoder copies a random encoder, i.e. it is BERT2Rnd
+SCRATCH_SKIPS = ("random-init", "bert2bert")
+SCRATCH_PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("prefix-next-token", "bert2rnd", "UniLM: a prefix LM is competitive with an encoder-decoder at about half "
+                                      "the parameters (from scratch: next-token prefix LM vs the random encoder-decoder)"),
+    ("bertshare", "bert2rnd", "Rothe et al. 2020: sharing encoder and decoder weights costs nothing (from scratch)"),
+)
 # 2 CPU cores, under an hour for all eight ways
 QUICK = {"max_steps": 300, "mlm_warmup_steps": 100, "limit_eval": 100}
 
 
-def parse_ways(text: Optional[str]) -> list[Way]:
+def task_of(base: S.Seq2SeqRecipe) -> str:
+    return base.task or ("translation" if base.dataset == "bible-en-fr" else "summarization")
+
+
+def default_ways(init: Optional[str]) -> list[Way]:
+    """Every way that makes sense from ``init`` (from scratch, not those of SCRATCH_SKIPS)."""
+    return [w for w in WAYS if not (init == "scratch" and w.name in SCRATCH_SKIPS)]
+
+
+def parse_ways(text: Optional[str], init: Optional[str] = None) -> list[Way]:
     if not text:
-        return list(WAYS)
+        return default_ways(init)
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in WAY_NAMES]
     if unknown or not names:
@@ -251,11 +268,12 @@ def _baseline_items(task: str, validation: Sequence[dict], test: Sequence[dict])
 
 def run_comparison(base: S.Seq2SeqRecipe, ways: Sequence[Way], seeds: Sequence[int], results_dir: Path,
                    work_dir: Path, device: Optional[str] = None, progress: bool = False,
-                   log: Callable[[str], None] = C.say) -> list[dict[str, Any]]:
+                   log: Callable[[str], None] = C.say, command: Optional[str] = None) -> list[dict[str, Any]]:
     """Every (way, seed) result, training those not yet in ``results_dir`` (each written as soon as
-    it is finished, so an interrupted comparison resumes at the first missing one)."""
+    it is finished, so an interrupted comparison resumes at the first missing one). Each result
+    keeps the base recipe (its task's budget) and the command that made it."""
     from ..io import write_json
-    task = base.task or ("translation" if base.dataset == "bible-en-fr" else "summarization")
+    task = task_of(base)
     results = []
     for way in ways:
         for seed in seeds:
@@ -265,7 +283,8 @@ def run_comparison(base: S.Seq2SeqRecipe, ways: Sequence[Way], seeds: Sequence[i
                 results.append(json.loads(path.read_text(encoding="utf-8")))
                 continue
             warm = shared_warmup(base, work_dir, device, progress, log) if uses_shared_warmup(way, base) else None
-            rec = run_way(way, base, seed, work_dir, device, progress, log, warm)
+            rec = {**run_way(way, base, seed, work_dir, device, progress, log, warm),
+                   "budget": C.recipe_dict(base), "command": command}
             write_json(path, rec)
             key = "rougeL" if task == "summarization" else "bleu"
             log(f"[{way.name}] seed {seed}: validation {key} {rec['validation'][key]:.2f} with {rec['decoding']}, "
@@ -331,7 +350,7 @@ def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples
                                              "significant": d["difference_ci"][0] > 0}
     pairs: dict[str, list[dict[str, Any]]] = {}
     for split in ("validation", "test"):
-        for a, b, claim in PAPER_PAIRS:
+        for a, b, claim in PAPER_PAIRS + SCRATCH_PAIRS:
             wa, wb = ways.get(a), ways.get(b)
             if wa is None or wb is None or wa.get(f"_{split}") is None or wb.get(f"_{split}") is None:
                 continue
@@ -342,8 +361,11 @@ def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples
         for k in [k for k in w if k.startswith("_")]:
             del w[k]
     baselines = first.get("baselines") or {}
-    return {"task": task, "metric": key, "dataset": base.dataset or base.train, "budget": C.recipe_dict(base),
-            "baselines": baselines, "ways": list(ways.values()), "paper_pairs": pairs}
+    # the budget the results were run at (each task has its own); the given base for older results
+    budget = next((r["budget"] for r in results if r.get("budget")), None) or C.recipe_dict(base)
+    commands = list(dict.fromkeys(r["command"] for r in results if r.get("command")))
+    return {"task": task, "metric": key, "dataset": budget.get("dataset") or budget.get("train"), "budget": budget,
+            "commands": commands, "baselines": baselines, "ways": list(ways.values()), "paper_pairs": pairs}
 
 
 def _fmt(v: Optional[float], spec: str = ".2f") -> str:
@@ -398,7 +420,7 @@ def answer(report: dict[str, Any]) -> list[str]:
                    f"({latency(cheapest):.3f} s against {latency(best):.3f} s per example at batch 1); else {best['name']}.")
     else:
         out.append(f"- **Pick**: {best['name']} (no way as good decodes faster).")
-    missing = [n for n in WAY_NAMES if n not in {w["name"] for w in report["ways"]}]
+    missing = [w.name for w in default_ways((report.get("budget") or {}).get("init")) if w.name not in {x["name"] for x in report["ways"]}]
     if missing:
         out.append(f"- Not run yet (the same command resumes with them): {', '.join(missing)}.")
     top = [w for w in ways[:3] if len(w["seeds"]) < 2]
@@ -451,12 +473,15 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
                          f"| {_fmt(c.get('passes_per_token'))} | {_fmt(c.get('latency_b1_s'), '.3f')} "
                          f"| {_fmt(c.get('throughput_b32_per_s'))} | {_fmt(c.get('peak_memory_mb'), '.0f')} |")
         lines += ["", f"Budget: {b['max_steps']} optimizer steps, batch {b['batch_size']}, lr {b['lr']:g}, "
-                  f"sources {b['max_source_length']} / targets {b['max_target_length']} tokens, MLM warm-up "
-                  f"{b['mlm_warmup_steps']} steps (computed once and shared by every way from the checkpoint; "
-                  "the random-weight control warms up its own head; \"shared\" gives the shared warm-up's time, "
-                  "paid once). Costs of the first seed; peak memory is the process's peak resident set so far on CPU.",
+                  f"sources {b['max_source_length']} / targets {b['max_target_length']} tokens, "
+                  + (f"MLM warm-up {b['mlm_warmup_steps']} steps (computed once and shared by every way from the "
+                     "checkpoint; the random-weight control warms up its own head; \"shared\" gives the shared "
+                     "warm-up's time, paid once). " if b['mlm_warmup_steps'] else "no MLM warm-up. ")
+                  + "Costs of the first seed; peak memory is the process's peak resident set so far on CPU.",
                   ""]
-    lines += ["## Machine", "", *[f"- {m}" for m in sorted(machines)], "", "## Command", "", "```", command, "```", ""]
+        if report.get("commands"):
+            lines += ["The commands that produced these results:", "", "```", *report["commands"], "```", ""]
+    lines += ["## Machine", "", *[f"- {m}" for m in sorted(machines)], "", "## Command (this report)", "", "```", command, "```", ""]
     return "\n".join(lines)
 
 
@@ -538,22 +563,23 @@ def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> i
     args = build_parser(prog, doc).parse_args(argv)
 
     def body() -> int:
-        ways = parse_ways(args.ways)
         explicit = C.explicit_values(args, S.Seq2SeqRecipe)
         for k in ("train", "validation"):
             if explicit.get(k) is not None:
                 explicit[k] = str(Path(explicit[k]).resolve())
         base = S.Seq2SeqRecipe.resolve({**(QUICK if args.quick else {}), **explicit})
         base.check()
+        ways = parse_ways(args.ways, base.init)
         C.check_device(args.device)
         seeds = args.seeds or [base.seed]
         results_dir = args.results_dir or Path(args.output_dir) / "comparison"
         C.say(f"ways: {', '.join(w.name for w in ways)}; seeds {seeds}; results in {results_dir}")
-        run_comparison(base, ways, seeds, results_dir, args.work_dir, args.device, not args.no_progress)
+        command = "python scripts/compare_schemes.py" + (" " + shlex.join(argv) if argv else "")
+        run_comparison(base, ways, seeds, results_dir, args.work_dir, args.device, not args.no_progress,
+                       command=command)
         results = load_results(results_dir)
         reports = [assemble([r for r in results if r["task"] == t], base, args.resamples)
                    for t in dict.fromkeys(r["task"] for r in results)]
-        command = "python scripts/compare_schemes.py" + (" " + shlex.join(argv) if argv else "")
         paths = write_report(reports, args.output_dir, command)
         C.say("")
         C.say("\n\n".join(format_markdown(reports, command).split("\n\n")[1:4]))  # the answer and the table
