@@ -319,7 +319,8 @@ def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples
             k: r.get(k) for k in ("description", "scheme", "objective", "decoder_init", "random_weights",
                                   "parameters", "mlm_warmup_steps", "shared_warmup", "shared_warmup_s")}})
         w["seeds"].append({k: r.get(k) for k in ("seed", "train_s", "warmup_s", "train_steps", "train_loss",
-                                                 "train_tokens_per_s", "decoding", "decode", "costs", "machine")}
+                                                 "train_tokens_per_s", "decoding", "search", "decode", "costs",
+                                                 "machine")}
                           | {split: {k: v for k, v in (r.get(split) or {}).items() if k != "per_example"} or None
                              for split in ("validation", "test")})
         w.setdefault("_items", {"validation": [], "test": []})
@@ -461,16 +462,17 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
         lines += ["", f"{name} on the full splits; [95% CI]: paired bootstrap, 1,000 resamples (Koehn 2004), over "
                   "the examples with each example's score averaged over the seeds. *: the interval of the difference "
                   "excludes 0 (vs best: worse than the best way; vs baseline: better than the baseline).", "",
-                  "| way | train s (warm-up) | train tokens/s | passes / token | latency b1 (s) | throughput b32 "
-                  "(ex/s) | peak memory (MB) |", "|---|---:|---:|---:|---:|---:|---:|"]
+                  "| way | train s (warm-up) | train tokens/s | decoding search s | passes / token | latency b1 (s) "
+                  "| throughput b32 (ex/s) | peak memory (MB) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for w in report["ways"]:
             s = w["seeds"][0]
             c = s.get("costs") or {}
             machines.add(s["machine"])
             shared = w.get("shared_warmup_s") if w.get("shared_warmup") else None
             warm = f"{s['warmup_s']:.0f}" if not w.get("shared_warmup") else f"shared {_fmt(shared, '.0f')}"
+            search = sum(x.get("decode_s") or 0.0 for x in s.get("search") or []) or None
             lines.append(f"| {w['name']} | {s['train_s']:.0f} ({warm}) | {_fmt(s['train_tokens_per_s'], '.0f')} "
-                         f"| {_fmt(c.get('passes_per_token'))} | {_fmt(c.get('latency_b1_s'), '.3f')} "
+                         f"| {_fmt(search, '.0f')} | {_fmt(c.get('passes_per_token'))} | {_fmt(c.get('latency_b1_s'), '.3f')} "
                          f"| {_fmt(c.get('throughput_b32_per_s'))} | {_fmt(c.get('peak_memory_mb'), '.0f')} |")
         lines += ["", f"Budget: {b['max_steps']} optimizer steps, batch {b['batch_size']}, lr {b['lr']:g}, "
                   f"sources {b['max_source_length']} / targets {b['max_target_length']} tokens, "

@@ -410,7 +410,8 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
     data = load_data(recipe, need_validation=evaluate_at_end or eval_each_epoch)
     task = recipe.task or data.task
     if main:
-        log(f"data: {data.name}: {len(data.train)} training pairs, {len(data.validation)} validation pairs"
+        held = f", {len(data.validation)} validation pairs" if evaluate_at_end or eval_each_epoch else ""
+        log(f"data: {data.name}: {len(data.train)} training pairs{held}"
             + (f" ({task})" if task != "summarization" else ""))
         for f, n in data.skipped.items():
             log(f"note: skipped {n} record(s) with an empty source or target in {f}")
