@@ -349,9 +349,11 @@ def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples
                 d = bootstrap(task, w[f"_{split}"], base_items[split], resamples=resamples)
                 w[f"{split}_vs_baseline"] = {"difference": d["difference"], "ci": d["difference_ci"],
                                              "significant": d["difference_ci"][0] > 0}
+    # the budget the results were run at (each task has its own); the given base for older results
+    budget = next((r["budget"] for r in results if r.get("budget")), None) or C.recipe_dict(base)
     pairs: dict[str, list[dict[str, Any]]] = {}
     for split in ("validation", "test"):
-        for a, b, claim in PAPER_PAIRS + SCRATCH_PAIRS:
+        for a, b, claim in SCRATCH_PAIRS if budget.get("init") == "scratch" else PAPER_PAIRS:
             wa, wb = ways.get(a), ways.get(b)
             if wa is None or wb is None or wa.get(f"_{split}") is None or wb.get(f"_{split}") is None:
                 continue
@@ -362,8 +364,6 @@ def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples
         for k in [k for k in w if k.startswith("_")]:
             del w[k]
     baselines = first.get("baselines") or {}
-    # the budget the results were run at (each task has its own); the given base for older results
-    budget = next((r["budget"] for r in results if r.get("budget")), None) or C.recipe_dict(base)
     commands = list(dict.fromkeys(r["command"] for r in results if r.get("command")))
     return {"task": task, "metric": key, "dataset": budget.get("dataset") or budget.get("train"), "budget": budget,
             "commands": commands, "baselines": baselines, "ways": list(ways.values()), "paper_pairs": pairs}
