@@ -59,7 +59,8 @@ def test_every_way_resumes_and_reports(setup, capsys):
     assert main(argv + ["--ways", "causal,bert2bert"]) == 0
     (report,) = json.loads((out / "comparison.json").read_text())["reports"]
     assert [w["name"] for w in report["ways"]] == ["causal", "bert2bert"]
-    assert report["commands"] == ["python scripts/compare_schemes.py " + " ".join(argv + ["--ways", "causal,bert2bert"])]
+    assert report["commands"] == ["python scripts/compare_schemes.py " + " ".join(argv + ["--ways",
+                                                                                         "causal,bert2bert"])]
     done = {p.name: p.stat().st_mtime_ns for p in (out / "comparison").glob("*.json")}
     assert set(done) == {"summarization-causal-seed0.json", "summarization-bert2bert-seed0.json"}
     assert (work / "shared-mlm-warmup" / "final" / "config.json").is_file()  # computed once, shared
@@ -179,3 +180,10 @@ def test_from_scratch_ways_and_budget_per_task():
     report["budget"]["init"] = "scratch"
     missing = [line for line in answer(report) if line.startswith("- Not run yet")]
     assert "random-init" not in missing[0] and "bert2rnd" in missing[0]
+    # the paper orderings follow the budget: the pretrained claims, or the from-scratch ones
+    pair = [dict(rec, way="prefix-next-token"), dict(rec, way="bert2rnd",
+                                                     validation={"rougeL": 40.0, "per_example": [30.0, 40.0, 50.0]})]
+    assert not assemble(pair, base, resamples=10)["paper_pairs"]  # BERTShare / BERT2BERT / ... claims: none here
+    pair = [dict(r, budget={**r["budget"], "init": "scratch"}) for r in pair]
+    (got,) = assemble(pair, base, resamples=10)["paper_pairs"]["validation"]
+    assert (got["better"], got["worse"], got["difference"]) == ("prefix-next-token", "bert2rnd", 10.0)

@@ -61,7 +61,7 @@ PAPER_PAIRS: tuple[tuple[str, str, str], ...] = (
 SCRATCH_SKIPS = ("random-init", "bert2bert")
 SCRATCH_PAIRS: tuple[tuple[str, str, str], ...] = (
     ("prefix-next-token", "bert2rnd", "UniLM: a prefix LM is competitive with an encoder-decoder at about half "
-                                      "the parameters (from scratch: next-token prefix LM vs the random encoder-decoder)"),
+                                      "the parameters (from scratch: next-token prefix LM vs encoder-decoder)"),
     ("bertshare", "bert2rnd", "Rothe et al. 2020: sharing encoder and decoder weights costs nothing (from scratch)"),
 )
 # 2 CPU cores, under an hour for all eight ways
@@ -350,7 +350,7 @@ def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples
                 w[f"{split}_vs_baseline"] = {"difference": d["difference"], "ci": d["difference_ci"],
                                              "significant": d["difference_ci"][0] > 0}
     # the budget the results were run at (each task has its own); the given base for older results
-    budget = next((r["budget"] for r in results if r.get("budget")), None) or C.recipe_dict(base)
+    budget = dict(next((r["budget"] for r in results if r.get("budget")), None) or C.recipe_dict(base))
     pairs: dict[str, list[dict[str, Any]]] = {}
     for split in ("validation", "test"):
         for a, b, claim in SCRATCH_PAIRS if budget.get("init") == "scratch" else PAPER_PAIRS:
@@ -421,7 +421,8 @@ def answer(report: dict[str, Any]) -> list[str]:
                    f"({latency(cheapest):.3f} s against {latency(best):.3f} s per example at batch 1); else {best['name']}.")
     else:
         out.append(f"- **Pick**: {best['name']} (no way as good decodes faster).")
-    missing = [w.name for w in default_ways((report.get("budget") or {}).get("init")) if w.name not in {x["name"] for x in report["ways"]}]
+    run = {w["name"] for w in report["ways"]}
+    missing = [w.name for w in default_ways((report.get("budget") or {}).get("init")) if w.name not in run]
     if missing:
         out.append(f"- Not run yet (the same command resumes with them): {', '.join(missing)}.")
     top = [w for w in ways[:3] if len(w["seeds"]) < 2]
@@ -472,7 +473,8 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
             warm = f"{s['warmup_s']:.0f}" if not w.get("shared_warmup") else f"shared {_fmt(shared, '.0f')}"
             search = sum(x.get("decode_s") or 0.0 for x in s.get("search") or []) or None
             lines.append(f"| {w['name']} | {s['train_s']:.0f} ({warm}) | {_fmt(s['train_tokens_per_s'], '.0f')} "
-                         f"| {_fmt(search, '.0f')} | {_fmt(c.get('passes_per_token'))} | {_fmt(c.get('latency_b1_s'), '.3f')} "
+                         f"| {_fmt(search, '.0f')} | {_fmt(c.get('passes_per_token'))} "
+                         f"| {_fmt(c.get('latency_b1_s'), '.3f')} "
                          f"| {_fmt(c.get('throughput_b32_per_s'))} | {_fmt(c.get('peak_memory_mb'), '.0f')} |")
         lines += ["", f"Budget: {b['max_steps']} optimizer steps, batch {b['batch_size']}, lr {b['lr']:g}, "
                   f"sources {b['max_source_length']} / targets {b['max_target_length']} tokens, "
@@ -483,7 +485,8 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
                   ""]
         if report.get("commands"):
             lines += ["The commands that produced these results:", "", "```", *report["commands"], "```", ""]
-    lines += ["## Machine", "", *[f"- {m}" for m in sorted(machines)], "", "## Command (this report)", "", "```", command, "```", ""]
+    lines += ["## Machine", "", *[f"- {m}" for m in sorted(machines)], "",
+              "## Command (this report)", "", "```", command, "```", ""]
     return "\n".join(lines)
 
 
