@@ -509,9 +509,9 @@ def plot(reports: Sequence[dict[str, Any]], path: Path) -> None:
             ax.errorbar([m], [y], xerr=[[m - lo], [hi - m]], fmt="o", color="tab:blue", capsize=3)
         ax.set_yticks(range(len(ways)), [w["name"] for w in ways], fontsize=8)
         base = ((report.get("baselines") or {}).get("validation") or {})
-        for bname, sc in base.items():
+        for bname, sc, color in zip(base, base.values(), ("tab:red", "tab:orange", "tab:gray")):
             if key in sc:
-                ax.axvline(sc[key], color="tab:red", linestyle="--", label=f"{bname} ({sc[key]:.1f})")
+                ax.axvline(sc[key], color=color, linestyle="--", label=f"{bname} ({sc[key]:.1f})")
         ax.legend(fontsize=7)
         ax.set_xlabel(f"validation {key} (95% CI)")
         ax.set_title(f"{report['task']}: {report['dataset']}", fontsize=9)
@@ -524,7 +524,7 @@ def plot(reports: Sequence[dict[str, Any]], path: Path) -> None:
                 if x is not None:
                     ax.plot([x], [w[f"validation_{key}_mean"]], "o")
                     ax.annotate(w["name"], (x, w[f"validation_{key}_mean"]), fontsize=7)
-            ax.set_xlabel(label)
+            ax.set_xlabel(label + (" (the way's own MLM warm-up included)" if cost == "train_s" else ""))
             ax.set_ylabel(f"validation {key}")
             ax.grid(alpha=0.3)
     fig.tight_layout()
