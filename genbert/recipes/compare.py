@@ -366,7 +366,9 @@ def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples
     baselines = first.get("baselines") or {}
     commands = list(dict.fromkeys(r["command"] for r in results if r.get("command")))
     return {"task": task, "metric": key, "dataset": budget.get("dataset") or budget.get("train"), "budget": budget,
-            "commands": commands, "baselines": baselines, "ways": list(ways.values()), "paper_pairs": pairs}
+            "commands": commands, "examples": {"validation": first.get("num_examples"),
+                                               "test": first.get("num_test_examples")},
+            "baselines": baselines, "ways": list(ways.values()), "paper_pairs": pairs}
 
 
 def _fmt(v: Optional[float], spec: str = ".2f") -> str:
@@ -460,7 +462,9 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
                     lines.append(f"| *{bname} baseline ({label})* | — | — | "
                                  + (f"{sc[key]:.2f} | — " if split == "validation" else f"— | {sc[key]:.2f} ")
                                  + "| — | — | — |")
-        lines += ["", f"{name} on the full splits; [95% CI]: paired bootstrap, 1,000 resamples (Koehn 2004), over "
+        n = report.get("examples") or {}
+        lines += ["", f"{name} on {n.get('validation') or '?'} validation and {n.get('test') or '?'} test examples; "
+                  "[95% CI]: paired bootstrap, 1,000 resamples (Koehn 2004), over "
                   "the examples with each example's score averaged over the seeds. *: the interval of the difference "
                   "excludes 0 (vs best: worse than the best way; vs baseline: better than the baseline).", "",
                   "| way | train s (warm-up) | train tokens/s | decoding search s | passes / token | latency b1 (s) "
