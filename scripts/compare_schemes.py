@@ -11,7 +11,8 @@ Every way is a named set of overrides of the train_summarization.py recipe (whos
 budget) and trains through the same path. Each (task, way, seed) result is written to
 OUTPUT/comparison/ as soon as it is finished; a rerun skips the results that exist. The report,
 OUTPUT/comparison.md (table, command, machine, budget), OUTPUT/comparison.png and
-OUTPUT/comparison.json, is assembled from every result there, a section per task with its own budget. The library: genbert.recipes.compare.
+OUTPUT/comparison.json, is assembled from every result there, a section per task with its own
+budget. The library: genbert.recipes.compare.
 """
 import os
 import sys
