@@ -69,7 +69,8 @@ QUICK = {"max_steps": 300, "mlm_warmup_steps": 100, "limit_eval": 100}
 
 
 def task_of(base: S.Seq2SeqRecipe) -> str:
-    return base.task or ("translation" if base.dataset == "bible-en-fr" else "summarization")
+    from ..data.datasets import dataset_task
+    return base.task or (dataset_task(base.dataset) if base.dataset else "summarization")
 
 
 def default_ways(init: Optional[str]) -> list[Way]:
