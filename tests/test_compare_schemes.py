@@ -187,3 +187,18 @@ def test_from_scratch_ways_and_budget_per_task():
     pair = [dict(r, budget={**r["budget"], "init": "scratch"}) for r in pair]
     (got,) = assemble(pair, base, resamples=10)["paper_pairs"]["validation"]
     assert (got["better"], got["worse"], got["difference"]) == ("prefix-next-token", "bert2rnd", 10.0)
+
+
+def test_diffusion_search_grid_fits_the_block_and_task():
+    """The diffusion search keeps the BBC grid (block 16: 4, 8, 16 passes, three repeat options); a
+    long translation block drops the pass-per-token point and the English content-word option."""
+    from genbert.recipes.compare import decode_grid
+    from genbert.recipes.seq2seq import Seq2SeqRecipe
+    recipe = Seq2SeqRecipe.resolve({"scheme": "bidirectional"})
+    bbc = decode_grid(recipe, 16, "summarization")
+    assert sorted({g["steps"] for g in bbc}) == [4, 8, 16] and len(bbc) == 3 * 2 * 3
+    assert {"steps": 8, "order": "confidence", "collapse_repeats": True, "no_repeat_content_words": True} in bbc
+    long = decode_grid(recipe, 80, "translation")
+    assert sorted({g["steps"] for g in long}) == [20, 40] and len(long) == 2 * 2 * 2
+    assert not any(g.get("no_repeat_content_words") for g in long)
+    assert len(decode_grid(Seq2SeqRecipe.resolve({"scheme": "prefix"}), 16)) == 4  # greedy + 3 beam settings
