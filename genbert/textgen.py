@@ -51,9 +51,10 @@ class TextGenerator:
     `settings` holds what the model was trained and evaluated with (`max_source_length`,
     `max_target_length`, generation arguments); calls override them.
 
-    Inputs longer than `max_source_length` are cut; each call that cuts logs one line on the
-    "genbert.textgen" logger (level WARNING; `logging.getLogger("genbert").setLevel(logging.ERROR)`
-    silences it) and leaves the counts in `last_truncation` (None when nothing was cut).
+    Inputs longer than `max_source_length` are cut; the first call that cuts at a given length logs
+    one line on the "genbert.textgen" logger (level WARNING, later ones at DEBUG, so that scoring a
+    dataset batch by batch does not flood a log; `logging.getLogger("genbert").setLevel(logging.ERROR)`
+    silences it), and every call leaves its counts in `last_truncation` (None when nothing was cut).
 
     The output text is detokenized (`Tokenizer.decode`, clean=True): "e-cigarette", "don't",
     "5.3%". `no_repeat_word_ngram_size` and `no_repeat_content_words` (settings or call
@@ -68,6 +69,7 @@ class TextGenerator:
                  device: Optional[str | torch.device] = None):
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(device).eval()
+        self._cut_lengths_said: set[int] = set()
         self.tokenizer = tokenizer
         self.settings = dict(settings or {})
         self.device = torch.device(device)
@@ -161,7 +163,9 @@ class TextGenerator:
         n = sum(len(e) > max_len for e in encoded)
         self.last_truncation = Truncation(n, len(texts), max_len, model_limit) if n else None
         if n:
-            logger.warning(self.last_truncation.message())
+            level = logging.DEBUG if max_len in self._cut_lengths_said else logging.WARNING
+            logger.log(level, self.last_truncation.message())
+            self._cut_lengths_said.add(max_len)
             sep = self.tokenizer.sep_token_id
             encoded = [e[:max_len - 1] + [sep] if len(e) > max_len else e for e in encoded]
         order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))

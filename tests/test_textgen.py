@@ -57,6 +57,9 @@ def test_truncation_is_one_log_line_not_a_warning(model_dir, caplog):
          "3 of 4 inputs were longer than 16 tokens and were cut (max_source_length)")]
     assert gen.last_truncation == Truncation(3, 4, 16, False)
     caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="genbert"):  # said once per length, not every call
+        gen.generate([" ".join(TEXTS)] * 2, max_new_tokens=2)
+    assert gen.last_truncation == Truncation(2, 2, 16, False) and not caplog.records
     gen.generate(TEXTS[0], max_new_tokens=2, max_source_length=40)  # nothing cut: nothing said
     assert gen.last_truncation is None and not caplog.records
     # the model's own limit (64 positions, shared with the targets) is not a setting to raise
