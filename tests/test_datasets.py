@@ -207,6 +207,26 @@ def test_bbc_splits_deterministic_disjoint_covering():
     assert all(len(r["target"].split()) <= 20 for v in parts.values() for r in v)
 
 
+@pytest.mark.parametrize("topic", ["sports", "tech"])
+def test_bbc_heldout_topic_never_seen_in_training(topic):
+    """bbc-headlines-heldout-TOPIC: trains and validates on the four other topics' train and
+    validation articles, tests on every article of TOPIC; no article of TOPIC leaks into training."""
+    name = f"bbc-headlines-heldout-{topic}"
+    base = {s: load_named("bbc-headlines", s) for s in SPLITS}
+    parts = {s: load_named(name, s) for s in SPLITS}
+    topic_of = lambda r: r["id"].split("/")[1]  # noqa: E731
+    assert {topic_of(r) for r in parts["test"]} == {topic}
+    assert len(parts["test"]) == sum(topic_of(r) == topic for v in base.values() for r in v) > 300
+    for s in ("train", "validation"):
+        assert topic not in {topic_of(r) for r in parts[s]}
+        assert {r["id"] for r in parts[s]} <= {r["id"] for r in base[s]}
+        assert len(parts[s]) > 0.7 * len(base[s])
+    seen = {r["source"] for s in ("train", "validation") for r in parts[s]}
+    assert not any(r["source"] in seen for r in parts["test"])
+    with pytest.raises(ValueError, match="bbc-headlines-heldout-tech"):
+        load_named("bbc-headlines-heldout-weather", "test")
+
+
 def test_bbc_records_are_fresh_copies():
     a = load_named("bbc-headlines", "validation")
     a[0]["source"] = "changed"

