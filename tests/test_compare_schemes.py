@@ -81,6 +81,10 @@ def test_every_way_resumes_and_reports(setup, capsys):
     assert (out / "comparison.png").stat().st_size > 1000
     (report,) = json.loads((out / "comparison.json").read_text())["reports"]
     assert {w["name"] for w in report["ways"]} == set(WAY_NAMES)
+    rec = json.loads((out / "comparison" / "summarization-causal-seed0.json").read_text())
+    assert len(rec["validation"]["predictions"]) == len(rec["validation"]["per_example"]) == 4
+    assert 0.0 <= rec["validation"]["repeated_content_words"] <= 1.0
+    assert '"predictions"' not in (out / "comparison.json").read_text()  # the outputs stay in the results
     for w in report["ways"]:
         lo, hi = w["validation_rougeL_ci"]
         assert w["parameters"] and lo <= w["validation_rougeL_mean"] <= hi, w["name"]

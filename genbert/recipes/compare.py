@@ -255,12 +255,20 @@ def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: 
             "warmup_s": round(r["warmup_s"], 2), "train_s": train["elapsed_s"], "train_steps": train["steps"],
             "train_loss": train["final_loss"], "train_tokens_per_s": train["tokens_per_s"],
             "decoding": settings, "search": search,
-            "validation": {**validation["scores"], "per_example": validation["per_example"]},
-            "test": None if tested is None else {**tested["scores"], "per_example": tested["per_example"]},
+            "validation": _split_record(task, validation), "test": None if tested is None else _split_record(task, tested),
             "baselines": {"validation": validation["baselines"], "test": tested and tested["baselines"]},
             "baseline_per_example": _baseline_items(task, data.validation, test),
             "decode": validation["decode"], "costs": costs, "num_examples": len(data.validation),
             "num_test_examples": len(test), "recipe": C.recipe_dict(recipe), "machine": C.machine_description()}
+
+
+def _split_record(task: str, scored: dict[str, Any]) -> dict[str, Any]:
+    """A split's scores, per-example items and outputs; for headlines also the share that repeat a
+    content word (the stutter a reader sees)."""
+    from ..metrics import repeated_content_word_share
+    extra = {"repeated_content_words": repeated_content_word_share(scored["predictions"])} \
+        if task == "summarization" else {}
+    return {**scored["scores"], **extra, "per_example": scored["per_example"], "predictions": scored["predictions"]}
 
 
 def _baseline_items(task: str, validation: Sequence[dict], test: Sequence[dict]) -> dict[str, Any]:
@@ -326,7 +334,7 @@ def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples
         w["seeds"].append({k: r.get(k) for k in ("seed", "train_s", "warmup_s", "train_steps", "train_loss",
                                                  "train_tokens_per_s", "decoding", "search", "decode", "costs",
                                                  "machine")}
-                          | {split: {k: v for k, v in (r.get(split) or {}).items() if k != "per_example"} or None
+                          | {split: {k: v for k, v in (r.get(split) or {}).items() if k not in ("per_example", "predictions")} or None
                              for split in ("validation", "test")})
         w.setdefault("_items", {"validation": [], "test": []})
         for split in ("validation", "test"):
