@@ -309,10 +309,10 @@ def mlm_warmup(model, tokenizer, texts: Sequence[str], steps: int, new_params: f
                on_log: Optional[Callable[[dict], None]] = None) -> dict[str, Any]:
     """MLM on ``texts`` (the training sources) for ``steps`` steps, in place, before seq2seq training.
 
-    Chunks of ``max_length`` tokens, 15% masked 80/10/10, a bidirectional (explicit) mask whatever
-    the model's scheme, new parameters (the MLM head) at 10x the learning rate. A function of the
-    seed alone, so an interrupted run that redoes it gets the same weights. Only the main process
-    writes or removes files. Returns the Trainer summary."""
+    Chunks of ``max_length`` tokens (at most the model's positions), 15% masked 80/10/10, a
+    bidirectional (explicit) mask whatever the model's scheme, new parameters (the MLM head) at 10x
+    the learning rate. A function of the seed alone, so an interrupted run that redoes it gets the
+    same weights. Only the main process writes or removes files. Returns the Trainer summary."""
     import torch
 
     from ..data.documents import chunk_documents
@@ -320,6 +320,7 @@ def mlm_warmup(model, tokenizer, texts: Sequence[str], steps: int, new_params: f
     from ..training import TrainConfig, Trainer, barrier, init_distributed
 
     dinfo = init_distributed(device)
+    max_length = min(max_length, model.config.max_position_embeddings)  # a small model reads fewer positions
     chunks = chunk_documents(tokenizer, texts, max_length)
     collate = MLMCollator(SpecialIds.from_tokenizer(tokenizer), max_length, 0.15,
                           generator=torch.Generator().manual_seed(seed), explicit_mask=True)
