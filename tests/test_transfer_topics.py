@@ -1,0 +1,48 @@
+"""scripts/transfer_topics.py (genbert.recipes.transfer) on a tiny checkpoint: two held-out BBC topics,
+a few steps each; the report holds what exists; a rerun resumes without retraining."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from test_compare_schemes import _checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "transfer_topics.py"
+
+
+def _run(*args, cwd):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+
+
+def test_transfer_topics_resume_and_report(tmp_path):
+    ckpt = _checkpoint(tmp_path / "bert")
+    out, work = tmp_path / "docs", tmp_path / "work"
+    args = ["--init", ckpt, "--max-steps", 2, "--batch-size", 4, "--max-source-length", 16, "--max-target-length", 6,
+            "--limit-eval", 4, "--mlm-warmup-steps", 2, "--output-dir", out, "--work-dir", work, "--no-progress",
+            "--device", "cpu", "--resamples", 50]
+    p = _run(*args, "--topics", "tech", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    result = out / "transfer" / "tech" / "summarization-prefix-pseudo-mask-seed0.json"
+    rec = json.loads(result.read_text())
+    assert rec["budget"]["dataset"] == "bbc-headlines-heldout-tech" and rec["num_test_examples"] == 4
+    assert len(rec["test"]["predictions"]) == 4 and "repeated_content_words" in rec["test"]
+    mtime = result.stat().st_mtime_ns
+    p = _run(*args, "--topics", "sports", "tech", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "done before" in p.stdout and result.stat().st_mtime_ns == mtime  # tech is not trained again
+    report = json.loads((out / "transfer.json").read_text())
+    assert [r["topic"] for r in report["rows"]] == ["sports", "tech"]
+    for r in report["rows"]:
+        lo, hi = r["difference_ci"]
+        assert lo <= r["difference"] <= hi and r["test_examples"] == 4
+        assert abs(r["rougeL"] - r["lead10_rougeL"] - r["difference"]) < 1e-9
+    assert report["pooled"]["test_examples"] == 8 and report["meets_bar"] is False
+    md = (out / "transfer.md").read_text()
+    assert "| sports | 4 |" in md and "| tech | 4 |" in md and "all topics pooled" in md
+    assert "not run yet: business, entertainment, politics" in md
+    assert (out / "transfer.png").stat().st_size > 1000
+    # bad input: one line, status 2
+    p = _run("--topics", "weather", cwd=tmp_path)
+    assert p.returncode == 2 and "--topics" in p.stderr and "Traceback" not in p.stderr
