@@ -105,11 +105,11 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
         assert block < 20 and f"note: diffusion block of {block} tokens" in proc.stdout
         assert settings["steps"] == -(-block // 2)
     assert settings["scheme"] == scheme and settings["objective"] == objective and settings["max_new_tokens"] == block
-    if scheme != "bidirectional":  # the word-level repeat options: off unless asked for
+    if scheme != "bidirectional":  # word n-grams: off unless asked for; content words: on for summarization
         assert (settings["no_repeat_word_ngram_size"], settings["no_repeat_content_words"]) == (
-            (2, True) if words else (0, False))
+            (2, True) if words else (0, True))
     else:  # diffusion: repeats in a row collapsed unless --no-collapse-repeats (chosen on validation)
-        assert (settings["collapse_repeats"], settings["no_repeat_content_words"]) == (True, False)
+        assert (settings["collapse_repeats"], settings["no_repeat_content_words"]) == (True, True)
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"scores", "baselines", "settings"}
     assert set(metrics["scores"]) == {"rouge1", "rouge2", "rougeL", "rougeLsum"}
@@ -291,3 +291,20 @@ def test_bench_diffusion_searches_a_trained_diffusion_model(tmp_path, data):
     assert all(0 <= r["rougeL"] <= 100 and r["passes_per_token"] > 0 for r in rows)
     assert "| repeats |" in report.with_suffix(".md").read_text()
     assert (tmp_path / "search_unmasking.png").stat().st_size > 1000 and report.with_suffix(".png").is_file()
+
+
+def test_content_word_blocking_default_follows_the_task():
+    """On for summarization (English headlines), off for translation (the word list is English);
+    the flag decides when given, and a stored run's explicit choice is kept on --resume."""
+    from genbert.recipes.seq2seq import Seq2SeqRecipe, build_parser
+    default = Seq2SeqRecipe.resolve({})
+    assert default.no_repeat_content_words is None
+    assert default.generation_settings("summarization")["no_repeat_content_words"] is True
+    assert default.generation_settings("translation")["no_repeat_content_words"] is False
+    assert build_parser().parse_args(["--no-repeat-content-words"]).no_repeat_content_words is True
+    assert build_parser().parse_args(["--no-fit-block"]).fit_block is False
+    args = build_parser().parse_args(["--no-no-repeat-content-words"])
+    off = Seq2SeqRecipe.resolve({"no_repeat_content_words": args.no_repeat_content_words})
+    assert off.generation_settings("summarization")["no_repeat_content_words"] is False
+    on = Seq2SeqRecipe.resolve({}, stored={"no_repeat_content_words": True})
+    assert on.generation_settings("translation")["no_repeat_content_words"] is True

@@ -118,6 +118,14 @@ def new_parser(prog: str, doc: str) -> OneLineParser:
     return OneLineParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+class _OnOff(argparse.Action):
+    """``--x`` sets True, ``--no-x`` False. (argparse's BooleanOptionalAction reads any name that starts
+    with ``--no-`` as the off switch, so it turned ``--no-repeat-content-words`` off.)"""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, option_string == self.option_strings[0])
+
+
 def add_recipe_arguments(parser: argparse.ArgumentParser, cls: type, exclude: Iterable[str] = ()) -> None:
     """One flag per :func:`flag` field of the dataclass ``cls``, in argument groups. Every flag
     defaults to None, so that explicit > stored run (``--resume``) > the recipe's default."""
@@ -136,15 +144,19 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, cls: type, exclude: It
             text += f" (default {default})"
         tp = _base_type(hints[f.name])
         kw: dict[str, Any] = {"default": None, "help": text}
-        if tp is bool:
-            kw["action"] = argparse.BooleanOptionalAction if m["negatable"] else "store_true"
+        names = [flag_name(f.name)]
+        if tp is bool and m["negatable"]:
+            names.append("--no-" + names[0][2:])
+            kw.update(action=_OnOff, nargs=0)
+        elif tp is bool:
+            kw["action"] = "store_true"
         elif tp is list:
             kw.update(nargs="+", action="extend", metavar=f.name.split("_")[0].upper())
         else:
             kw["type"] = tp
         if m["choices"]:
             kw["choices"] = m["choices"]
-        groups[m["group"]].add_argument(flag_name(f.name), **kw)
+        groups[m["group"]].add_argument(*names, **kw)
 
 
 def check_ranges(recipe: Any) -> None:
