@@ -204,5 +204,29 @@ def test_diffusion_search_grid_fits_the_block_and_task():
     assert {"steps": 8, "order": "confidence", "collapse_repeats": True, "no_repeat_content_words": True} in bbc
     long = decode_grid(recipe, 80, "translation")
     assert sorted({g["steps"] for g in long}) == [20, 40] and len(long) == 2 * 2 * 2
-    assert not any(g.get("no_repeat_content_words") for g in long)
+    assert not any(g["no_repeat_content_words"] for g in long)
     assert len(decode_grid(Seq2SeqRecipe.resolve({"scheme": "prefix"}), 16)) == 4  # greedy + 3 beam settings
+
+
+def test_overview_across_tasks():
+    """Two tasks: each winner, the runner-up's interval, where diffusion ranks, and that they disagree."""
+    from genbert.recipes.compare import overview
+
+    def way(name, scheme, mean, vs_best=None):
+        w = {"name": name, "scheme": scheme, "validation_rougeL_mean": mean, "validation_bleu_mean": mean}
+        if vs_best:
+            w["validation_vs_best"] = {"difference": vs_best[0], "ci": vs_best[1], "significant": vs_best[1][1] < 0}
+        return w
+    summ = {"task": "summarization", "metric": "rougeL", "dataset": "bbc-headlines", "budget": {"init": "minilm"},
+            "ways": [way("bidirectional-diffusion", "bidirectional", 21.0, (-5.0, [-6.0, -4.0])),
+                     way("prefix-pseudo-mask", "prefix", 26.0)]}
+    trans = {"task": "translation", "metric": "bleu", "dataset": "bible-en-fr", "budget": {"init": "scratch"},
+             "ways": [way("bertshare", "encoder-decoder", 6.2), way("bert2rnd", "encoder-decoder", 6.1,
+                                                                    (-0.1, [-0.6, 0.5]))]}
+    assert overview([summ]) == []
+    text = "\n".join(overview([summ, trans]))
+    assert ("Summarization (`bbc-headlines`, from `minilm`): **prefix-pseudo-mask** wins, ROUGE-L 26.00 on "
+            "validation, bidirectional-diffusion next at -5.00 [-6.00, -4.00] (significant); masked diffusion "
+            "ranks 2 of 2.") in text
+    assert "**bertshare** wins, BLEU 6.20" in text and "(not significant)" in text
+    assert "The tasks disagree: summarization picks prefix-pseudo-mask (prefix); translation picks bertshare" in text

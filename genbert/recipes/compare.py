@@ -144,7 +144,8 @@ def decode_grid(recipe: S.Seq2SeqRecipe, length: Optional[int] = None,
         # a pass per token (steps = n) costs what the autoregressive ways cost; past 32 tokens it
         # only multiplies the search time (a block of 80 at 80 passes: ~10 min per setting on 2 cores)
         steps = sorted({max(1, n // 4), max(1, n // 2)} | ({n} if n <= 32 else set()))
-        repeats = [{"collapse_repeats": False}, {"collapse_repeats": True}]  # explicit: the stored default collapses
+        # explicit, since the stored defaults collapse repeats and (for summarization) block content words
+        repeats = [{"collapse_repeats": c, "no_repeat_content_words": False} for c in (False, True)]
         if task == "summarization":  # the content-word list is English; translation writes French
             repeats.append({"collapse_repeats": True, "no_repeat_content_words": True})
         return [{"steps": k, "order": o, **r} for k in steps for o in ("confidence", "left-to-right") for r in repeats]
@@ -255,7 +256,8 @@ def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: 
             "warmup_s": round(r["warmup_s"], 2), "train_s": train["elapsed_s"], "train_steps": train["steps"],
             "train_loss": train["final_loss"], "train_tokens_per_s": train["tokens_per_s"],
             "decoding": settings, "search": search,
-            "validation": _split_record(task, validation), "test": None if tested is None else _split_record(task, tested),
+            "validation": _split_record(task, validation),
+            "test": None if tested is None else _split_record(task, tested),
             "baselines": {"validation": validation["baselines"], "test": tested and tested["baselines"]},
             "baseline_per_example": _baseline_items(task, data.validation, test),
             "decode": validation["decode"], "costs": costs, "num_examples": len(data.validation),
@@ -334,7 +336,8 @@ def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples
         w["seeds"].append({k: r.get(k) for k in ("seed", "train_s", "warmup_s", "train_steps", "train_loss",
                                                  "train_tokens_per_s", "decoding", "search", "decode", "costs",
                                                  "machine")}
-                          | {split: {k: v for k, v in (r.get(split) or {}).items() if k not in ("per_example", "predictions")} or None
+                          | {split: {k: v for k, v in (r.get(split) or {}).items()
+                                   if k not in ("per_example", "predictions")} or None
                              for split in ("validation", "test")})
         w.setdefault("_items", {"validation": [], "test": []})
         for split in ("validation", "test"):
@@ -446,8 +449,44 @@ def answer(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def overview(reports: Sequence[dict[str, Any]]) -> list[str]:
+    """The answer across tasks: each task's winner and runner-up, whether the tasks agree, and
+    where BERT's own way (masked diffusion) ranks. Empty for fewer than two tasks."""
+    lines, winners = [], {}
+    for r in reports:
+        key = r["metric"]
+        name = {"rougeL": "ROUGE-L", "bleu": "BLEU"}[key]
+        ways = sorted((w for w in r["ways"] if w.get(f"validation_{key}_mean") is not None),
+                      key=lambda w: -w[f"validation_{key}_mean"])
+        if not ways:
+            continue
+        best, init = ways[0], (r.get("budget") or {}).get("init")
+        winners[r["task"]] = best
+        text = (f"- {r['task'].capitalize()} (`{r['dataset']}`, from `{init}`): **{best['name']}** wins, {name} "
+                f"{best[f'validation_{key}_mean']:.2f} on validation")
+        if len(ways) > 1 and ways[1].get("validation_vs_best"):
+            d = ways[1]["validation_vs_best"]
+            text += (f", {ways[1]['name']} next at {d['difference']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]"
+                     f" ({_verdict(d['ci'])})")
+        diffusion = [i for i, w in enumerate(ways) if w.get("scheme") == "bidirectional"]
+        if diffusion:
+            text += f"; masked diffusion ranks {diffusion[0] + 1} of {len(ways)}"
+        lines.append(text + ".")
+    if len(winners) < 2:
+        return []
+    schemes = {t: w.get("scheme") for t, w in winners.items()}
+    if len(set(schemes.values())) == 1:
+        lines.append(f"- Both tasks pick the {next(iter(schemes.values()))} scheme.")
+    else:
+        lines.append("- The tasks disagree: " + "; ".join(f"{t} picks {w['name']} ({schemes[t]})"
+                                                         for t, w in winners.items())
+                     + ". The ranking depends on the task and on where the weights start, so compare on your own "
+                       "data before choosing.")
+    return ["## In short", "", *lines, ""]
+
+
 def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
-    lines = ["# Ways of making BERT generate: one checkpoint, one budget", ""]
+    lines = ["# Ways of making BERT generate: one checkpoint, one budget", "", *overview(reports)]
     machines: set[str] = set()
     for report in reports:
         b, key = report["budget"], report["metric"]
@@ -498,6 +537,7 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
                   + (f"MLM warm-up {b['mlm_warmup_steps']} steps (computed once and shared by every way from the "
                      "checkpoint; the random-weight control warms up its own head; \"shared\" gives the shared "
                      "warm-up's time, paid once). " if b['mlm_warmup_steps'] else "no MLM warm-up. ")
+                  + _repeat_note(report["task"], b)
                   + "Costs of the first seed; peak memory is the process's peak resident set so far on CPU.",
                   ""]
         if report.get("commands"):
@@ -505,6 +545,18 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
     lines += ["## Machine", "", *[f"- {m}" for m in sorted(machines)], "",
               "## Command (this report)", "", "```", command, "```", ""]
     return "\n".join(lines)
+
+
+def _repeat_note(task: str, budget: dict[str, Any]) -> str:
+    """How the autoregressive ways' decoding treated repeated content words (the search leaves it)."""
+    on = budget.get("no_repeat_content_words")
+    if task != "summarization":
+        return ""
+    if on is None:
+        return "Repeated content words blocked (the summarization default). "
+    return ("Repeated content words blocked. " if on else
+            "Repeated content words not blocked in the autoregressive ways' decoding (the default before "
+            "2026-11-30; `--no-no-repeat-content-words` reproduces it). ")
 
 
 def plot(reports: Sequence[dict[str, Any]], path: Path) -> None:

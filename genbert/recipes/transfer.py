@@ -71,7 +71,8 @@ def assemble(by_topic: dict[str, list[dict[str, Any]]], resamples: int = 1000) -
         items = [x for r in rows for x in r["_items"]]
         lead = [x for r in rows for x in r["_lead"]]
         b = bootstrap("summarization", items, lead, resamples=resamples)
-        report["pooled"] = {"test_examples": len(items), "rougeL": b["score"], "lead10_rougeL": b["score"] - b["difference"],
+        report["pooled"] = {"test_examples": len(items), "rougeL": b["score"],
+                            "lead10_rougeL": b["score"] - b["difference"],
                             "difference": b["difference"], "difference_ci": b["difference_ci"]}
         first = next(iter(by_topic.values()))[0]
         report.update(way=first["way"], budget=first.get("budget"), machine=first.get("machine"),
