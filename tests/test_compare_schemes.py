@@ -230,3 +230,30 @@ def test_overview_across_tasks():
             "ranks 2 of 2.") in text
     assert "**bertshare** wins, BLEU 6.20" in text and "(not significant)" in text
     assert "The tasks disagree: summarization picks prefix-pseudo-mask (prefix); translation picks bertshare" in text
+
+
+def test_bleu_over_seeds_pools_every_seed():
+    """Two seeds of a translation way: the reported BLEU is that of both seeds' outputs pooled (not the
+    first seed's), and its interval brackets it."""
+    from genbert.metrics import corpus_score, per_example
+    from genbert.recipes.compare import assemble
+    from genbert.recipes.seq2seq import Seq2SeqRecipe
+    refs = ["le chat est sur la table", "il fait beau aujourd'hui", "nous allons à la mer demain matin"]
+    outs = {0: ["le chat est sur la table", "il fait froid", "nous allons à la mer"],
+            1: ["un chat sur une table", "il fait beau aujourd'hui", "demain nous irons"]}
+    items = {s: per_example("translation", o, refs) for s, o in outs.items()}
+    recs = [{"way": "bertshare", "task": "translation", "seed": s, "parameters": 1,
+             "budget": {"init": "scratch", "max_steps": 7, "dataset": "bible-en-fr"},
+             "validation": {"bleu": corpus_score("translation", items[s]), "per_example": items[s]},
+             "test": None, "costs": {}} for s in (0, 1)]
+    (w,) = assemble(recs, Seq2SeqRecipe.resolve({"dataset": "bible-en-fr"}), resamples=20)["ways"]
+    pooled = corpus_score("translation", items[0] + items[1])
+    assert abs(w["validation_bleu_mean"] - pooled) < 1e-9
+    assert w["validation_bleu_mean"] not in (recs[0]["validation"]["bleu"], recs[1]["validation"]["bleu"])
+    assert w["validation_bleu_seed_spread"] == sorted(r["validation"]["bleu"] for r in recs)
+    from genbert.recipes.compare import _chrf_lines
+    for r, c in zip(recs, (40.0, 50.0)):
+        r["validation"].update(chrf=c, signature="nrefs:1|tok:13a", chrf_signature="nrefs:1|nc:6")
+    report = assemble(recs, Seq2SeqRecipe.resolve({"dataset": "bible-en-fr"}), resamples=20)
+    assert _chrf_lines(report)[0] == "chrF, the mean of the seeds' corpus chrF (validation / test): bertshare 45.00 / —."
+    assert "BLEU `nrefs:1|tok:13a`; chrF `nrefs:1|nc:6`" in _chrf_lines(report)[2]

@@ -316,10 +316,13 @@ def load_results(results_dir: Path) -> list[dict[str, Any]]:
 
 
 def _seed_mean(items_per_seed: list[list[Any]], task: str) -> list[Any]:
-    """Per-example items averaged over seeds (ROUGE), or the first seed's (BLEU statistics)."""
-    if task != "summarization" or len(items_per_seed) == 1:
+    """Per-example items averaged over seeds: ROUGE-L scores, or BLEU's sufficient statistics
+    (whose corpus BLEU is then exactly the BLEU of every seed's outputs pooled)."""
+    if len(items_per_seed) == 1:
         return items_per_seed[0]
-    return [sum(xs) / len(xs) for xs in zip(*items_per_seed)]
+    if task == "summarization":
+        return [sum(xs) / len(xs) for xs in zip(*items_per_seed)]
+    return [[sum(col) / len(col) for col in zip(*stats)] for stats in zip(*items_per_seed)]
 
 
 def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples: int = 1000) -> dict[str, Any]:
@@ -485,6 +488,22 @@ def overview(reports: Sequence[dict[str, Any]]) -> list[str]:
     return ["## In short", "", *lines, ""]
 
 
+def _chrf_lines(report: dict[str, Any]) -> list[str]:
+    """Translation: chrF per way (the mean of its seeds' corpus chrF) and sacrebleu's signatures."""
+    if report["metric"] != "bleu":
+        return []
+
+    def mean(w: dict[str, Any], split: str) -> str:
+        xs = [s[split]["chrf"] for s in w["seeds"] if (s.get(split) or {}).get("chrf") is not None]
+        return f"{sum(xs) / len(xs):.2f}" if xs else "—"
+    ways = sorted(report["ways"], key=lambda w: -(w.get("validation_bleu_mean") or -1e9))
+    first = next((s["validation"] for w in ways for s in w["seeds"] if s.get("validation")), {})
+    return ["chrF, the mean of the seeds' corpus chrF (validation / test): "
+            + ", ".join(f"{w['name']} {mean(w, 'validation')} / {mean(w, 'test')}" for w in ways) + ".", "",
+            f"sacrebleu signatures: BLEU `{first.get('signature', '?')}`; chrF `{first.get('chrf_signature', '?')}`.",
+            ""]
+
+
 def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
     lines = ["# Ways of making BERT generate: one checkpoint, one budget", "", *overview(reports)]
     machines: set[str] = set()
@@ -517,8 +536,11 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
         n = report.get("examples") or {}
         lines += ["", f"{name} on {n.get('validation') or '?'} validation and {n.get('test') or '?'} test examples; "
                   "[95% CI]: paired bootstrap, 1,000 resamples (Koehn 2004), over "
-                  "the examples with each example's score averaged over the seeds. *: the interval of the difference "
+                  + ("the examples with each example's score averaged over the seeds" if key == "rougeL" else
+                     "the examples with each example's n-gram statistics averaged over the seeds (BLEU of every "
+                     "seed's outputs pooled)") + ". *: the interval of the difference "
                   "excludes 0 (vs best: worse than the best way; vs baseline: better than the baseline).", "",
+                  *_chrf_lines(report),
                   "| way | train s (warm-up) | train tokens/s | decoding search s | passes / token | latency b1 (s) "
                   "| throughput b32 (ex/s) | peak memory (MB) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for w in report["ways"]:
