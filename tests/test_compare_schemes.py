@@ -236,6 +236,7 @@ def test_bleu_over_seeds_pools_every_seed():
     """Two seeds of a translation way: the reported BLEU is that of both seeds' outputs pooled (not the
     first seed's), and its interval brackets it."""
     from genbert.metrics import corpus_score, per_example
+    from genbert.recipes.common import recipe_dict
     from genbert.recipes.compare import assemble
     from genbert.recipes.seq2seq import Seq2SeqRecipe
     refs = ["le chat est sur la table", "il fait beau aujourd'hui", "nous allons à la mer demain matin"]
@@ -243,14 +244,20 @@ def test_bleu_over_seeds_pools_every_seed():
             1: ["un chat sur une table", "il fait beau aujourd'hui", "demain nous irons"]}
     items = {s: per_example("translation", o, refs) for s, o in outs.items()}
     recs = [{"way": "bertshare", "task": "translation", "seed": s, "parameters": 1,
-             "budget": {"init": "scratch", "max_steps": 7, "dataset": "bible-en-fr"},
+             "budget": recipe_dict(Seq2SeqRecipe.resolve({"init": "scratch", "max_steps": 7, "dataset": "bible-en-fr"})),
              "validation": {"bleu": corpus_score("translation", items[s]), "per_example": items[s]},
-             "test": None, "costs": {}} for s in (0, 1)]
+             "test": None, "costs": {}, "train_s": 1.0, "warmup_s": 0.0, "train_tokens_per_s": 1.0,
+             "machine": "m"} for s in (0, 1)]
     (w,) = assemble(recs, Seq2SeqRecipe.resolve({"dataset": "bible-en-fr"}), resamples=20)["ways"]
     pooled = corpus_score("translation", items[0] + items[1])
     assert abs(w["validation_bleu_mean"] - pooled) < 1e-9
     assert w["validation_bleu_mean"] not in (recs[0]["validation"]["bleu"], recs[1]["validation"]["bleu"])
     assert w["validation_bleu_seed_spread"] == sorted(r["validation"]["bleu"] for r in recs)
+    from genbert.recipes.compare import format_markdown
+    lo, hi = w["validation_bleu_seed_spread"]
+    row = next(line for line in format_markdown([assemble(recs, Seq2SeqRecipe.resolve({}), resamples=20)], "cmd")
+               .splitlines() if line.startswith("| bertshare |"))
+    assert row.startswith(f"| bertshare | 2 ({lo:.2f}-{hi:.2f}) |")
     from genbert.recipes.compare import _chrf_lines
     for r, c in zip(recs, (40.0, 50.0)):
         r["validation"].update(chrf=c, signature="nrefs:1|tok:13a", chrf_signature="nrefs:1|nc:6")

@@ -513,7 +513,7 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
         lines += [f"## {report['task']}: `{report['dataset']}` from `{b['init']}`", "",
                   "The answer, read off the numbers below (95% paired bootstrap intervals):", "",
                   *answer(report), "",
-                  f"| way | seeds | parameters (M) | validation {name} [95% CI] | test {name} [95% CI] "
+                  f"| way | seeds (validation range) | parameters (M) | validation {name} [95% CI] | test {name} [95% CI] "
                   "| vs best (validation) | vs baseline (test) | decoding (chosen on validation) |",
                   "|---|---:|---:|---|---|---|---|---|"]
         for w in sorted(report["ways"], key=lambda w: -(w.get(f"validation_{key}_mean") or -1e9)):
@@ -524,7 +524,9 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
             base_txt = "—" if tb is None else (f"{tb['difference']:+.2f} [{tb['ci'][0]:+.2f}, {tb['ci'][1]:+.2f}]"
                                                + (" *" if tb["significant"] else ""))
             dec = "; ".join(sorted({json.dumps(s["decoding"], sort_keys=True) for s in w["seeds"]}))
-            lines.append(f"| {w['name']} | {len(w['seeds'])} | {w['parameters'] / 1e6:.2f} | {_ci(w, 'validation', key)} "
+            spread = w.get(f"validation_{key}_seed_spread")
+            seeds = f"{len(w['seeds'])}" + (f" ({spread[0]:.2f}-{spread[1]:.2f})" if len(w["seeds"]) > 1 and spread else "")
+            lines.append(f"| {w['name']} | {seeds} | {w['parameters'] / 1e6:.2f} | {_ci(w, 'validation', key)} "
                          f"| {_ci(w, 'test', key)} | {vs} | {base_txt} | `{dec}` |")
         for split, label in (("validation", "validation"), ("test", "test")):
             base_scores = (report.get("baselines") or {}).get(split) or {}
