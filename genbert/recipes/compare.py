@@ -647,12 +647,17 @@ def build_parser(prog: str = PROG, doc: str = "") -> Any:
     g.add_argument("--output-dir", type=Path, default=Path("docs"),
                    help="the report: comparison.md, .png, .json (default docs)")
     g.add_argument("--results-dir", type=Path, help="one JSON per (task, way, seed) (default OUTPUT/comparison)")
-    g.add_argument("--work-dir", type=Path, default=Path("runs/compare"), help="training runs (default runs/compare)")
+    add_run_arguments(g, Path("runs/compare"))
+    C.add_recipe_arguments(p, S.Seq2SeqRecipe, exclude=("scheme", "objective", "decoder_init", "random_weights"))
+    return p
+
+
+def add_run_arguments(g: Any, work_dir: Path) -> None:
+    """--work-dir, --device, --no-progress, --resamples: what every study that trains ways takes."""
+    g.add_argument("--work-dir", type=Path, default=work_dir, help=f"training runs (default {work_dir})")
     g.add_argument("--device", help="cpu, cuda (default: cuda if available)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    C.add_recipe_arguments(p, S.Seq2SeqRecipe, exclude=("scheme", "objective", "decoder_init", "random_weights"))
-    return p
 
 
 def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> int:

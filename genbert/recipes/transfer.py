@@ -161,10 +161,7 @@ def build_parser(prog: str = PROG, doc: str = "") -> Any:
     g.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: --seed)")
     g.add_argument("--output-dir", type=Path, default=Path("docs"), help="transfer.md, .json, .png (default docs)")
     g.add_argument("--results-dir", type=Path, help="one directory of results per topic (default OUTPUT/transfer)")
-    g.add_argument("--work-dir", type=Path, default=Path("runs/transfer"), help="training runs (default runs/transfer)")
-    g.add_argument("--device", help="cpu, cuda (default: cuda if available)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    g.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    X.add_run_arguments(g, Path("runs/transfer"))
     C.add_recipe_arguments(p, S.Seq2SeqRecipe, exclude=("dataset", "train", "validation", "train_split",
                                                         "validation_split", "scheme", "objective", "decoder_init",
                                                         "random_weights"))
