@@ -202,11 +202,20 @@ def run(a: argparse.Namespace) -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     import logging
 
+    _check_device(a.device)
+    quiet = logging.getLogger("genbert.textgen")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the note below says it for the command line
+    try:
+        _generate_and_print(a, texts)
+    finally:  # in-process callers (tests, notebooks) get their logger back
+        quiet.setLevel(level)
+
+
+def _generate_and_print(a: argparse.Namespace, texts: list[str]) -> None:
     import torch
 
     from .textgen import TextGenerator
-    _check_device(a.device)
-    logging.getLogger("genbert.textgen").setLevel(logging.ERROR)  # the note below says it for the command line
     try:
         gen = TextGenerator.from_pretrained(a.model_dir, device="cpu" if a.dtype == "int8" else a.device,
                                             dtype=a.dtype)
