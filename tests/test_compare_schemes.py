@@ -253,6 +253,8 @@ def test_bleu_over_seeds_pools_every_seed():
     assert abs(w["validation_bleu_mean"] - pooled) < 1e-9
     assert w["validation_bleu_mean"] not in (recs[0]["validation"]["bleu"], recs[1]["validation"]["bleu"])
     assert w["validation_bleu_seed_spread"] == sorted(r["validation"]["bleu"] for r in recs)
+    report = assemble(recs, Seq2SeqRecipe.resolve({}), resamples=20)
+    assert report["machine"] == "m" and report["wall_s"] == 2.0 and report["runs"] == 2
     from genbert.recipes.compare import format_markdown
     lo, hi = w["validation_bleu_seed_spread"]
     row = next(line for line in format_markdown([assemble(recs, Seq2SeqRecipe.resolve({}), resamples=20)], "cmd")

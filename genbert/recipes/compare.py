@@ -384,8 +384,13 @@ def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples
             del w[k]
     baselines = first.get("baselines") or {}
     commands = list(dict.fromkeys(r["command"] for r in results if r.get("command")))
+    machines = sorted({r["machine"] for r in results if r.get("machine")})
+    # what the part took: every (way, seed)'s training, own warm-up and decoding search, the shared warm-up once
+    shared = next((r.get("shared_warmup_s") for r in results if r.get("shared_warmup_s")), None) or 0.0
+    wall = shared + sum((r.get("train_s") or 0.0) + (r.get("warmup_s") or 0.0)
+                        + sum(x.get("decode_s") or 0.0 for x in r.get("search") or []) for r in results)
     return {"task": task, "metric": key, "dataset": budget.get("dataset") or budget.get("train"), "budget": budget,
-            "commands": commands, "examples": {"validation": first.get("num_examples"),
+            "machine": "; ".join(machines), "wall_s": round(wall, 1), "runs": len(results), "commands": commands, "examples": {"validation": first.get("num_examples"),
                                                "test": first.get("num_test_examples")},
             "baselines": baselines, "ways": list(ways.values()), "paper_pairs": pairs}
 
@@ -564,6 +569,10 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
                   + _repeat_note(report["task"], b)
                   + "Costs of the first seed; peak memory is the process's peak resident set so far on CPU.",
                   ""]
+        if report.get("wall_s"):
+            lines += [f"Wall time of this part: {report['wall_s'] / 60:.0f} minutes for {report['runs']} training "
+                      "runs (training, MLM warm-ups and decoding searches; scoring the test split and timing the "
+                      "costs add a few seconds a run).", ""]
         if report.get("commands"):
             lines += ["The commands that produced these results:", "", "```", *report["commands"], "```", ""]
     lines += ["## Machine", "", *[f"- {m}" for m in sorted(machines)], "",
