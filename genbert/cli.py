@@ -200,16 +200,10 @@ def run(a: argparse.Namespace) -> None:
     if not texts:
         fail(f"{a.input if a.input not in (None, '-') else '<stdin>'}: no input text")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    import logging
-
+    from .textgen import truncation_notes_off
     _check_device(a.device)
-    quiet = logging.getLogger("genbert.textgen")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # the note below says it for the command line
-    try:
+    with truncation_notes_off():  # the note below says it for the command line
         _generate_and_print(a, texts)
-    finally:  # in-process callers (tests, notebooks) get their logger back
-        quiet.setLevel(level)
 
 
 def _generate_and_print(a: argparse.Namespace, texts: list[str]) -> None:

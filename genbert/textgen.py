@@ -1,9 +1,11 @@
 """Text in, text out: a model directory with its tokenizer and stored generation settings."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -44,6 +46,17 @@ class Truncation:
         return (f"{self.cut} of {self.total} inputs {were} longer than {self.max_length} tokens "
                 f"and {were} cut ({hint})")
 
+
+@contextlib.contextmanager
+def truncation_notes_off() -> Iterator[None]:
+    """Within it, TextGenerator logs no line about cut inputs (for callers that report
+    `last_truncation` themselves); the logger's level is restored on the way out."""
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 class TextGenerator:
     """`TextGenerator.from_pretrained(dir).generate(["an article ..."])` -> ["a headline"].
@@ -165,7 +178,8 @@ class TextGenerator:
         if n:
             level = logging.DEBUG if max_len in self._cut_lengths_said else logging.WARNING
             logger.log(level, self.last_truncation.message())
-            self._cut_lengths_said.add(max_len)
+            if logger.isEnabledFor(logging.WARNING):  # a silenced line was not said
+                self._cut_lengths_said.add(max_len)
             sep = self.tokenizer.sep_token_id
             encoded = [e[:max_len - 1] + [sep] if len(e) > max_len else e for e in encoded]
         order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))

@@ -60,6 +60,16 @@ def test_truncation_is_one_log_line_not_a_warning(model_dir, caplog):
     with caplog.at_level(logging.WARNING, logger="genbert"):  # said once per length, not every call
         gen.generate([" ".join(TEXTS)] * 2, max_new_tokens=2)
     assert gen.last_truncation == Truncation(2, 2, 16, False) and not caplog.records
+    from genbert.textgen import truncation_notes_off
+    fresh = TextGenerator.from_pretrained(model_dir, device="cpu")
+    with caplog.at_level(logging.WARNING, logger="genbert"), truncation_notes_off():  # callers that say it
+        fresh.generate([" ".join(TEXTS)], max_new_tokens=2)
+    assert fresh.last_truncation == Truncation(1, 1, 16, False) and not caplog.records
+    assert logging.getLogger("genbert.textgen").level == logging.NOTSET  # given back
+    with caplog.at_level(logging.WARNING, logger="genbert"):  # and the silenced line is said the next time
+        fresh.generate([" ".join(TEXTS)], max_new_tokens=2)
+    assert len(caplog.records) == 1
+    caplog.clear()
     gen.generate(TEXTS[0], max_new_tokens=2, max_source_length=40)  # nothing cut: nothing said
     assert gen.last_truncation is None and not caplog.records
     # the model's own limit (64 positions, shared with the targets) is not a setting to raise

@@ -9,7 +9,6 @@ words per output and the share of outputs the option changed; then a few changed
 """
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -64,7 +63,7 @@ def variants(word_ngram_size: int, diffusion: bool) -> dict[str, dict[str, Any]]
 def run(args: Any) -> dict[str, Any]:
     """{"settings", "runs": {name: {options, scores, repeated_content_word_share, ...}}, "examples"}."""
     from ..data.datasets import load_named
-    from ..textgen import TextGenerator
+    from ..textgen import TextGenerator, truncation_notes_off
     check_args(args)
     C.check_device(args.device)
     try:
@@ -81,18 +80,13 @@ def run(args: Any) -> dict[str, Any]:
     stored = {k: v for k, v in gen.settings.items() if not isinstance(v, (dict, list))}
     runs: dict[str, dict[str, Any]] = {}
     outputs: dict[str, list[str]] = {}
-    quiet = logging.getLogger("genbert.textgen")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # the cut inputs are said once, in the settings, not once a run
-    try:
+    with truncation_notes_off():  # the cut inputs are said once, in the settings, not once a run
         for name, options in variants(args.word_ngram_size, diffusion).items():
             kw = {} if diffusion else options
             t0 = time.perf_counter()
             preds = list(gen.generate(sources, batch_size=args.batch_size, **kw))
             runs[name] = _measure(preds, refs, outputs.get("off", preds), options, time.perf_counter() - t0)
             outputs[name] = preds
-    finally:
-        quiet.setLevel(level)
     examples = []
     if len(outputs) > 1:
         best = "both"
