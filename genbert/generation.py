@@ -13,6 +13,7 @@ Encoder-only bidirectional models (BERT itself) generate by masked diffusion (`D
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Callable, Optional
 
@@ -63,12 +64,18 @@ class GenerationConfig:
     collapse_repeats: Optional[bool] = None
     # diffusion: called after every denoising pass with the (B, max_new_tokens) tokens so far ([MASK] where masked)
     on_step: Optional[Callable[[Tensor], None]] = None
+    # a copy prior: added to the log-probability of every token of the row's source (special tokens
+    # excepted) at every step, every scheme. Headlines reuse the article's words; a model trained on
+    # a few topics otherwise writes its training topics' words (docs/summarization.md)
+    copy_bias: float = 0.0
 
     def validate(self) -> None:
         def need(ok: bool, name: str, what: str) -> None:
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)!r}: {what}")
         need(isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1, "max_new_tokens", "must be an int >= 1")
+        need(isinstance(self.copy_bias, (int, float)) and math.isfinite(self.copy_bias), "copy_bias",
+             "must be a finite number")
         need(isinstance(self.min_new_tokens, int) and 0 <= self.min_new_tokens <= self.max_new_tokens,
              "min_new_tokens", "must be an int in [0, max_new_tokens]")
         need(isinstance(self.num_beams, int) and self.num_beams >= 1, "num_beams", "must be an int >= 1")
@@ -337,13 +344,32 @@ def sample_from(scores: Tensor, cfg: GenerationConfig) -> Tensor:
     return torch.multinomial(probs, 1, generator=cfg.generator).squeeze(1)
 
 
+def copy_bonus(input_ids: Tensor, attention_mask: Tensor, bias: float, config, vocab: int,
+               rows_per_source: int = 1) -> Optional[Tensor]:
+    """(B * rows_per_source, vocab): `bias` at each token of the row's real source, 0 elsewhere and
+    at the special tokens ([PAD], [CLS], [SEP], [MASK], EOS); None when bias is 0. Rows repeat per
+    beam (row b's beams are rows b*k .. b*k+k-1)."""
+    if not bias:
+        return None
+    ids = input_ids.masked_fill(attention_mask == 0, config.pad_token_id).clamp(max=vocab - 1)
+    bonus = torch.zeros(input_ids.shape[0], vocab, device=input_ids.device).scatter_(1, ids, float(bias))
+    special = {config.pad_token_id, config.cls_token_id, config.sep_token_id, config.mask_token_id,
+               config.generation_eos_token_id}
+    bonus[:, [t for t in special if t is not None and t < vocab]] = 0.0
+    return bonus.repeat_interleave(rows_per_source, 0)
+
+
 # ---------------------------------------------------------------------- strategies
-def greedy_or_sample(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, device) -> Tensor:
+def greedy_or_sample(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, device,
+                     bonus: Optional[Tensor] = None) -> Tensor:
+    """bonus: (batch, vocab) added to every step's constrained scores (see `copy_bonus`)."""
     generated = torch.empty(batch, 0, dtype=torch.long, device=device)
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     for _ in range(cfg.max_new_tokens):
         logp = F.log_softmax(state.logits(generated).float(), dim=-1)
         scores = apply_constraints(logp, generated, cfg, eos)
+        if bonus is not None:
+            scores = scores + bonus
         tok = sample_from(scores, cfg) if cfg.do_sample else scores.argmax(-1)
         tok = tok.masked_fill(done, pad)
         generated = torch.cat([generated, tok[:, None]], 1)
@@ -353,9 +379,11 @@ def greedy_or_sample(state, batch: int, cfg: GenerationConfig, eos: int, pad: in
     return generated
 
 
-def beam_search(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, device) -> Tensor:
+def beam_search(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, device,
+                bonus: Optional[Tensor] = None) -> Tensor:
     """Vectorised beam search with transformers' semantics (top 2K candidates, length penalty
-    on finished hypotheses, `early_stopping` True / False heuristic / "never")."""
+    on finished hypotheses, `early_stopping` True / False heuristic / "never"). bonus:
+    (batch * num_beams, vocab) added to every step's constrained scores (see `copy_bonus`)."""
     k, lp, steps = cfg.num_beams, cfg.length_penalty, cfg.max_new_tokens
     seqs = torch.full((batch, k, steps), pad, dtype=torch.long, device=device)
     scores = torch.full((batch, k), NEG, device=device)
@@ -371,6 +399,8 @@ def beam_search(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, de
         flat = seqs[:, :, :t].reshape(batch * k, t)
         logp = F.log_softmax(state.logits(flat).float(), dim=-1)
         logp = apply_constraints(logp, flat, cfg, eos)
+        if bonus is not None:
+            logp = logp + bonus
         vocab = logp.shape[-1]
         acc = (logp.view(batch, k, vocab) + scores[:, :, None]).view(batch, k * vocab)
         top_scores, top_idx = torch.topk(acc, 2 * k, dim=-1)
@@ -409,7 +439,7 @@ def beam_search(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, de
 
 
 def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, eos: int, pad: int,
-                     mask_id: int, device) -> Tensor:
+                     mask_id: int, device, bonus: Optional[Tensor] = None) -> Tensor:
     """Masked-diffusion decoding: `cfg.steps` passes over max_new_tokens [MASK]s (split evenly
     over the semi-autoregressive blocks of `cfg.block_length`, left to right, LLaDA). Each pass
     predicts every position of the current block (argmax, or `sample_from` when do_sample);
@@ -427,6 +457,7 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
     each content token banned for the positions after it (`_distinct_predictions`, greedy only),
     so parallel commits cannot write one twice.
     With collapse_repeats, a token repeated in a row is kept once (the rest move left).
+    bonus: (B, vocab) added to every position's scores at every pass (see `copy_bonus`).
     Returns (B, n): up to each row's first EOS, pad after it."""
     length = cfg.max_new_tokens
     block = cfg.block_length or length
@@ -446,6 +477,8 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
         for n in schedule:
             scores = F.log_softmax(state.logits(x, start, end).float(), dim=-1)
             scores[..., mask_id] = float("-inf")
+            if bonus is not None:
+                scores = scores + bonus[:, None, :]
             if cfg.min_new_tokens > start:
                 scores[:, :cfg.min_new_tokens - start, eos] = float("-inf")
             if content is not None:  # content words already in the block are not predicted again
@@ -592,11 +625,12 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                                  f"{c.max_position_embeddings}; shorten the source or max_new_tokens")
             state = DiffusionState(model, input_ids, attention_mask, token_type_ids, cfg.max_new_tokens,
                                    cfg.use_cache)
+            bonus = copy_bonus(input_ids, attention_mask, cfg.copy_bias, c, c.vocab_size)
             if not state.use_cache:
-                return diffusion_sample(state, batch, cfg, eos, pad, c.mask_token_id, device)
+                return diffusion_sample(state, batch, cfg, eos, pad, c.mask_token_id, device, bonus)
             # every cached pass feeds the same block: let MKL pack the weights for its rows
             with packing.packed_for(model, batch * cfg.max_new_tokens):
-                return diffusion_sample(state, batch, cfg, eos, pad, c.mask_token_id, device)
+                return diffusion_sample(state, batch, cfg, eos, pad, c.mask_token_id, device, bonus)
         if model.decoder is not None:
             if cfg.max_new_tokens + 1 > c.max_position_embeddings:
                 raise ValueError(f"max_new_tokens={cfg.max_new_tokens} exceeds the decoder's "
@@ -617,11 +651,12 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                                      cfg.use_cache, bool(mp), k)
             fed = 2 if mp else 1  # mask-predict feeds the last token and a [MASK]
         strategy = greedy_or_sample if k == 1 else beam_search
+        bonus = copy_bonus(input_ids, attention_mask, cfg.copy_bias, c, c.vocab_size, k)
         if not cfg.use_cache:
-            return strategy(state, batch, cfg, eos, pad, device)
+            return strategy(state, batch, cfg, eos, pad, device, bonus)
         # every cached step feeds the same number of rows: let MKL pack the generating weights
         stack = model.decoder if model.decoder is not None else model
         with packing.packed_for(stack, batch * k * fed):
-            return strategy(state, batch, cfg, eos, pad, device)
+            return strategy(state, batch, cfg, eos, pad, device, bonus)
     finally:
         model.train(was_training)

@@ -26,7 +26,7 @@ GENERATION_KEYS = ("num_beams", "max_new_tokens", "min_new_tokens", "length_pena
                    "no_repeat_word_ngram_size", "no_repeat_content_words",
                    "repetition_penalty", "early_stopping", "do_sample", "temperature", "top_k", "top_p",
                    "steps", "order", "remask", "block_length",
-                   "collapse_repeats")  # the last five: diffusion (bidirectional)
+                   "collapse_repeats", "copy_bias")  # steps .. collapse_repeats: diffusion (bidirectional)
 
 
 @dataclass(frozen=True)

@@ -255,8 +255,9 @@ def test_model_mode_passes_the_word_repeat_options(files, monkeypatch):
     monkeypatch.setattr(genbert.textgen, "TextGenerator", FakeGenerator)
     FakeGenerator.calls = []
     rc = _load_script().main(["--data", str(data), "--task", "summarization", "--model", str(tmp),
-                              "--no-repeat-content-words", "--no-repeat-word-ngram-size", "2"])
+                              "--no-repeat-content-words", "--no-repeat-word-ngram-size", "2", "--copy-bias", "1.5"])
     assert rc == 0
+    assert FakeGenerator.calls[0]["copy_bias"] == 1.5
     assert FakeGenerator.calls[0]["no_repeat_content_words"] is True
     assert FakeGenerator.calls[0]["no_repeat_word_ngram_size"] == 2
     assert _load_script().main(["--data", str(data), "--task", "summarization", "--model", str(tmp),

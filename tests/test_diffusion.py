@@ -215,6 +215,7 @@ SETTINGS = {
     "blocks": dict(block_length=4, steps=6),
     "blocks-remask": dict(block_length=6, steps=4, remask=True),
     "sample": dict(do_sample=True, temperature=0.8, top_k=20, top_p=0.9, steps=6),
+    "copy": dict(steps=6, copy_bias=1.5),
 }
 
 
@@ -295,7 +296,7 @@ def test_left_to_right_commits_in_order():
 
 
 @pytest.mark.parametrize("setting", ["confidence", "left-to-right", "remask", "blocks", "blocks-remask", "no-repeat",
-                                     "no-repeat-remask"])
+                                     "no-repeat-remask", "copy"])
 def test_batch_equals_each_source_alone(setting):
     model = _model()
     lengths = (9, 6, 3)
@@ -500,3 +501,18 @@ def test_mean_weight_counts_each_row_once():
     assert torch.equal(elbo["input_ids"], batch["input_ids"])  # the same masks, other weights
     with pytest.raises(ValueError, match="weight must be one of"):
         DiffusionCollator(IDS, weight="1/t")
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(remask=True, steps=4), dict(order="left-to-right")])
+def test_copy_bias_writes_source_tokens(kw):
+    """A large copy prior: every written token but the end token is one of the row's own source
+    tokens ([CLS]/[SEP] and padding are not sources); without it the model writes others."""
+    model = _model()
+    ids, am = _source((9, 6, 3))
+    plain = _gen(model, ids, am, **kw)
+    out = _gen(model, ids, am, copy_bias=1e3, **kw)
+    for i, row in enumerate(out):
+        source = set(ids[i, 1:int(am[i].sum()) - 1].tolist())
+        written = [t for t in row.tolist() if t not in (0, 2)]
+        assert written and set(written) <= source
+    assert any(not set(r.tolist()) <= set(ids[i].tolist()) for i, r in enumerate(plain))

@@ -47,7 +47,7 @@ def test_cached_equals_uncached(kind, strategy):
 def test_batch_equals_each_source_alone(kind):
     model = _model(kind)
     ids, am = padded_batch([9, 6, 3], low=5)
-    for kw in (dict(), dict(num_beams=3)):
+    for kw in (dict(), dict(num_beams=3), dict(num_beams=3, copy_bias=2.0)):
         batch = _gen(model, ids, am, **kw)
         for i, n in enumerate([9, 6, 3]):
             alone = _gen(model, ids[i:i + 1, :n], am[i:i + 1, :n], **kw)
@@ -129,6 +129,7 @@ def test_sampling_is_seeded_and_varies():
     (dict(do_sample=True, temperature=0.0), "temperature"), (dict(max_new_tokens=-1), "max_new_tokens"),
     (dict(min_new_tokens=-2), "min_new_tokens"), (dict(top_k=-1), "top_k"),
     (dict(no_repeat_ngram_size=-1), "no_repeat_ngram_size"), (dict(foo=1), "foo"),
+    (dict(copy_bias=float("nan")), "copy_bias"), (dict(copy_bias="1"), "copy_bias"),
 ])
 def test_bad_arguments_name_the_argument(bad, name):
     model = _model("prefix")
@@ -187,3 +188,36 @@ def test_encoder_runs_once_and_cross_kv_is_computed_once():
         layer.cross_attention.project_kv = counted
     model.generate(ids, am, max_new_tokens=8, num_beams=3)
     assert calls == {"encoder": 1, "cross_kv": len(model.decoder.layers)}
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_copy_bias_writes_source_tokens(kind, strategy):
+    """A large copy prior: every written token but the end token is one of the row's own real
+    source tokens (padding is not a source); cached equals uncached with it."""
+    model = _model(kind)
+    ids, am = padded_batch([9, 6, 3], low=5)
+    eos, pad = model.config.generation_eos_token_id, model.config.pad_token_id
+    kw = {**STRATEGIES[strategy], "copy_bias": 1e3}
+    out = _gen(model, ids, am, **kw)
+    assert torch.equal(out, _gen(model, ids, am, use_cache=False, **kw))
+    for i, row in enumerate(out):
+        written = [t for t in row.tolist() if t not in (eos, pad)]
+        assert written and set(written) <= set(ids[i, :int(am[i].sum())].tolist())
+    plain = _gen(model, ids, am, **STRATEGIES[strategy])
+    assert any(not set(r.tolist()) <= set(ids[i].tolist()) | {eos, pad} for i, r in enumerate(plain))
+
+
+def test_copy_bonus_marks_each_rows_real_source_once_per_beam():
+    from genbert.generation import copy_bonus
+    model = _model("prefix")
+    c = model.config
+    ids = torch.tensor([[c.cls_token_id, 7, 8, 7, c.sep_token_id], [c.cls_token_id, 9, c.sep_token_id, 0, 0]])
+    am = (torch.arange(5) < torch.tensor([[5], [3]])).long()
+    assert copy_bonus(ids, am, 0.0, c, 20) is None
+    bonus = copy_bonus(ids, am, 1.5, c, 20, rows_per_source=2)
+    assert bonus.shape == (4, 20)
+    expected = torch.zeros(2, 20)
+    expected[0, [7, 8]] = 1.5
+    expected[1, 9] = 1.5
+    assert torch.equal(bonus, expected.repeat_interleave(2, 0))

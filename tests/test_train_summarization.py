@@ -95,7 +95,8 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
         "num_beams", "no_repeat_ngram_size", "no_repeat_word_ngram_size", "no_repeat_content_words",
         "length_penalty"}
     assert set(settings) == {"max_source_length", "max_target_length", "max_new_tokens", "scheme", "objective",
-                             *decoding}
+                             "copy_bias", *decoding}
+    assert settings["copy_bias"] == (2.0 if scheme == "bidirectional" else 2.5)  # summarization's copy prior
     block = 8
     if scheme == "bidirectional":  # the block fits the longest training target and its end token
         from genbert.tokenization import Tokenizer
@@ -213,6 +214,7 @@ def test_bad_data_files(tmp_path, data, capsys, case):
       "{val}"], "--no-repeat-word-ngram-size does not apply to --scheme bidirectional"),
     (["--no-repeat-word-ngram-size", "-1", "--train", "{train}", "--validation", "{val}"],
      "--no-repeat-word-ngram-size=-1: must be >= 0"),
+    (["--copy-bias", "nan", "--train", "{train}", "--validation", "{val}"], "--copy-bias=nan: must be a finite number"),
 ])
 def test_bad_flags(tmp_path, data, capsys, args, needle):
     train, val = data
@@ -308,3 +310,19 @@ def test_content_word_blocking_default_follows_the_task():
     assert off.generation_settings("summarization")["no_repeat_content_words"] is False
     on = Seq2SeqRecipe.resolve({}, stored={"no_repeat_content_words": True})
     assert on.generation_settings("translation")["no_repeat_content_words"] is True
+
+
+def test_copy_prior_default_follows_the_task_and_scheme():
+    """Summarization decodes with the copy prior chosen on BBC validation (2.5; 2 for diffusion),
+    translation without one; --copy-bias and a stored run's value win."""
+    from genbert.recipes.seq2seq import COPY_BIAS, Seq2SeqRecipe, build_parser
+    default = Seq2SeqRecipe.resolve({})
+    assert default.copy_bias is None and COPY_BIAS == {"autoregressive": 2.5, "bidirectional": 2.0}
+    assert default.generation_settings("summarization")["copy_bias"] == 2.5
+    assert default.generation_settings("translation")["copy_bias"] == 0.0
+    diffusion = Seq2SeqRecipe.resolve({"scheme": "bidirectional"})
+    assert diffusion.generation_settings("summarization")["copy_bias"] == 2.0
+    args = build_parser().parse_args(["--copy-bias", "0"])
+    assert Seq2SeqRecipe.resolve({"copy_bias": args.copy_bias}).generation_settings("summarization")["copy_bias"] == 0
+    stored = Seq2SeqRecipe.resolve({}, stored={"copy_bias": 1.5})
+    assert stored.generation_settings("translation")["copy_bias"] == 1.5

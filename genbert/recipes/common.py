@@ -55,12 +55,13 @@ def flag_name(name: str) -> str:
 # shared by `genbert generate` and benchmark.py; a flag not given keeps the model's stored setting
 GENERATION_FLAGS = ("max_source_length", "num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size",
                     "no_repeat_word_ngram_size", "no_repeat_content_words", "steps", "order", "block_length",
-                    "collapse_repeats")
+                    "collapse_repeats", "copy_bias")
 GENERATION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_source_length": (lambda v: v >= 3, "must be >= 3 ([CLS], a token, [SEP])"),
     "num_beams": (lambda v: v >= 1, "must be >= 1"),
     "max_new_tokens": (lambda v: v >= 1, "must be >= 1"),
     "length_penalty": (math.isfinite, "must be a finite number"),
+    "copy_bias": (math.isfinite, "must be a finite number"),
     "no_repeat_ngram_size": (lambda v: v >= 0, "must be >= 0"),
     "no_repeat_word_ngram_size": (lambda v: v >= 0, "must be >= 0"),
     "steps": (lambda v: v >= 1, "must be >= 1"),
@@ -86,6 +87,8 @@ def add_generation_arguments(g: Any) -> None:
     g.add_argument("--block-length", type=int, help="bidirectional models: semi-autoregressive block length")
     g.add_argument("--collapse-repeats", action="store_const", const=True,
                    help="bidirectional models: keep a token repeated in a row once")
+    g.add_argument("--copy-bias", type=float, help="added to the log-probability of every source token at "
+                                                   "every step (a copy prior; 0 = off)")
 
 
 def check_generation_arguments(args: Any) -> dict[str, Any]:
