@@ -97,6 +97,12 @@ def test_every_way_resumes_and_reports(setup, capsys):
     assert by["random-init"]["parameters"] == by["prefix-pseudo-mask"]["parameters"]
     assert by["bert2bert"]["parameters"] > by["bertshare"]["parameters"]
     assert by["bidirectional-diffusion"]["seeds"][0]["decoding"]["steps"] >= 1
+    # the search's second stage: every copy prior at the best first-stage setting
+    from genbert.recipes.compare import COPY_GRID
+    for w in report["ways"]:
+        (s,) = w["seeds"]
+        assert "copy_bias" in s["decoding"]
+        assert {x["settings"]["copy_bias"] for x in s["search"]} == set(COPY_GRID)  # the default's among them
     assert report["budget"]["max_steps"] == 2 and "lead-10" in report["baselines"]["validation"]
     assert "The commands that produced these results" in md
     assert (work / "causal-seed0" / "final" / "generation.json").is_file()
@@ -113,9 +119,16 @@ def test_every_way_resumes_and_reports(setup, capsys):
     assert weights.stat().st_mtime_ns == mtime
     after = json.loads(result.read_text())
     assert after["validation"]["rougeL"] == before["validation"]["rougeL"] and after["train_s"] == before["train_s"]
-    # another recipe in the same work directory trains again
-    assert main(argv + ["--ways", "causal", "--lr", "1e-3", "--results-dir", str(d / "other")]) == 0
-    assert weights.stat().st_mtime_ns != mtime
+    # another recipe in the same work directory: a one-line error, the finished run is kept
+    capsys.readouterr()
+    assert main(argv + ["--ways", "causal", "--lr", "1e-3", "--results-dir", str(d / "other")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds a finished run of another recipe (--lr 0.0002 -> 0.001)" in err and len(err.splitlines()) == 1
+    assert weights.stat().st_mtime_ns == mtime
+    # and a new work directory trains it
+    assert main(argv + ["--ways", "causal", "--lr", "1e-3", "--results-dir", str(d / "other"),
+                        "--work-dir", str(d / "work-lr")]) == 0
+    assert (d / "work-lr" / "causal-seed0" / "final" / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("args, words", [
@@ -266,3 +279,23 @@ def test_bleu_over_seeds_pools_every_seed():
     report = assemble(recs, Seq2SeqRecipe.resolve({"dataset": "bible-en-fr"}), resamples=20)
     assert _chrf_lines(report)[0] == "chrF, the mean of the seeds' corpus chrF (validation / test): bertshare 45.00 / —."
     assert "BLEU `nrefs:1|tok:13a`; chrF `nrefs:1|nc:6`" in _chrf_lines(report)[2]
+
+
+def test_a_trained_run_is_reused_whatever_the_decoding_flags(tmp_path):
+    """Decoding flags do not change the weights: a finished run is reused when only they differ
+    (or a newer recipe adds one); a training flag that differs stops with the flag named."""
+    from dataclasses import replace
+
+    from genbert.recipes import common as C
+    from genbert.recipes.common import UsageError
+    from genbert.recipes.compare import TRAINED, trained_run
+    from genbert.recipes.seq2seq import Seq2SeqRecipe
+    recipe = Seq2SeqRecipe.resolve({})
+    stored = C.recipe_dict(recipe)
+    del stored["copy_bias"]  # written before the field existed
+    (tmp_path / TRAINED).write_text(json.dumps({"recipe": stored, "task": "summarization"}))
+    assert trained_run(tmp_path, replace(recipe, num_beams=2, copy_bias=1.0)) is not None
+    assert trained_run(tmp_path, replace(recipe, diffusion_replace="mask")) is not None  # prefix: not its flag
+    with pytest.raises(UsageError, match=r"another recipe \(--lr 0.0002 -> 0.001\)"):
+        trained_run(tmp_path, replace(recipe, lr=1e-3))  # a finished run is never deleted
+    assert trained_run(tmp_path / "none", recipe) is None

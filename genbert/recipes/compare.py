@@ -13,7 +13,7 @@ import json
 import shlex
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -152,6 +152,18 @@ def decode_grid(recipe: S.Seq2SeqRecipe, length: Optional[int] = None,
     return [{"num_beams": 1}] + [{"num_beams": 4, "length_penalty": lp} for lp in (0.6, 1.0, 1.4)]
 
 
+COPY_GRID = (0.0, 1.0, 2.0, 2.5, 3.0, 4.0)  # GenerationConfig.copy_bias values the summarization search tries
+
+
+def copy_grid(task: str, settings: dict[str, Any], stored: float) -> list[dict[str, Any]]:
+    """The search's second stage: the best first-stage `settings` at every copy prior of COPY_GRID
+    but the one it ran with (`stored`, the model's). Summarization only: a translation's source is
+    in the other language."""
+    if task != "summarization":
+        return []
+    return [{**settings, "copy_bias": b} for b in COPY_GRID if b != stored]
+
+
 def passes_per_token(settings: dict[str, Any], tokens_per_example: float) -> float:
     """Forward passes of the model per generated token: one over the source, then one per token
     (autoregressive, cached; a beam's rows share a pass), or one per denoising step (diffusion)."""
@@ -195,12 +207,23 @@ TRAINED_KEYS = ("task", "parameters", "train", "warmup_s")
 
 
 def trained_run(out: Path, recipe: S.Seq2SeqRecipe) -> Optional[dict[str, Any]]:
-    """What S.run returned for this exact recipe in ``out``, if that training finished."""
+    """What S.run returned for this recipe in ``out`` if that training finished, else None. A
+    finished run of another recipe is never deleted: UsageError names the fields that differ.
+    Decoding flags do not change the weights, nor do the diffusion flags of another scheme's run."""
     p = Path(out) / TRAINED
     if not p.is_file():
         return None
     rec = json.loads(p.read_text(encoding="utf-8"))
-    return rec if rec.get("recipe") == json.loads(json.dumps(C.recipe_dict(recipe))) else None
+    ignored = {f.name for f in fields(recipe) if f.metadata.get("group") == "evaluation"}
+    if recipe.scheme != "bidirectional":
+        ignored |= set(S.DIFFUSION_ONLY)
+    stored, wanted = rec.get("recipe") or {}, json.loads(json.dumps(C.recipe_dict(recipe)))
+    differ = sorted(k for k in set(stored) | set(wanted) if k not in ignored and stored.get(k) != wanted.get(k))
+    if differ:
+        what = ", ".join(f"{C.flag_name(k)} {stored.get(k)!r} -> {wanted.get(k)!r}" for k in differ[:3])
+        raise UsageError(f"{out} holds a finished run of another recipe ({what}); move it away or choose "
+                         "another --work-dir")
+    return rec
 
 
 def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: Optional[str], progress: bool,
@@ -232,15 +255,26 @@ def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: 
     if recipe.limit_eval is not None:
         test = test[:recipe.limit_eval]
     gen = TextGenerator.from_pretrained(out / S.FINAL, device=device)
+    today = recipe.generation_settings(task)  # a run trained before a default changed decodes with today's
+    gen.settings.update({k: today[k] for k in ("copy_bias", "no_repeat_content_words")})
     gen.generate([data.validation[0]["source"]])  # one-time start-up costs stay out of the timings
     key = "rougeL" if task == "summarization" else "bleu"
-    search, best = [], None
-    for settings in decode_grid(recipe, gen.settings.get("max_new_tokens"), task):
+    search: list[dict[str, Any]] = []
+    best: Optional[tuple[dict[str, Any], dict[str, Any]]] = None
+
+    def trial(settings: dict[str, Any]) -> None:
+        nonlocal best
         v = evaluate_split(gen, data.validation, task, recipe.eval_batch_size, settings)
         search.append({"settings": settings, key: v["scores"][key], "decode_s": v["decode"]["seconds"]})
         say(f"validation {settings}: {key} {v['scores'][key]:.2f}")
         if best is None or v["scores"][key] > best[1]["scores"][key]:
             best = (settings, v)
+    stored = float(gen.settings.get("copy_bias", 0.0))
+    prior = {"copy_bias": stored} if task == "summarization" else {}
+    for settings in decode_grid(recipe, gen.settings.get("max_new_tokens"), task):
+        trial({**settings, **prior})
+    for settings in copy_grid(task, best[0], stored):
+        trial(settings)
     settings, validation = best
     tested = evaluate_split(gen, test, task, recipe.eval_batch_size, settings) if test else None
     tokens = validation["decode"]["tokens"] / max(validation["decode"]["examples"], 1)
@@ -567,6 +601,9 @@ def format_markdown(reports: Sequence[dict[str, Any]], command: str) -> str:
                      "checkpoint; the random-weight control warms up its own head; \"shared\" gives the shared "
                      "warm-up's time, paid once). " if b['mlm_warmup_steps'] else "no MLM warm-up. ")
                   + _repeat_note(report["task"], b)
+                  + ("The search's second stage tries the copy priors "
+                     f"{', '.join(f'{x:g}' for x in COPY_GRID)} (`copy_bias`) at each way's best first-stage "
+                     "setting. " if report["task"] == "summarization" else "")
                   + "Costs of the first seed; peak memory is the process's peak resident set so far on CPU.",
                   ""]
         if report.get("wall_s"):
