@@ -12,7 +12,8 @@ spacing around punctuation is lost ("e-cigarette" -> ``e - cigarette``, "don't" 
   elisions after o/d/l too ("o'neill"); the remaining apostrophes and double quotes are paired
   in order: an opening quote attaches to the word after it, a closing one to the word before
   it. With an odd count, one apostrophe after a word ending in "s" is a plural possessive
-  ("dems' new").
+  ("dems' new"); a lone quote that ends the text after a word closes nothing and is dropped
+  (a generated "takeover bid'").
 
 Sentencepiece output needs none of this: its pieces carry the spaces (see
 :meth:`genbert.tokenization.Tokenizer.decode`).
@@ -39,7 +40,7 @@ _DASH_NEXT = frozenset({"an", "with", "which", "who", "whose", "aka", "including
 _THOUSANDS_LEFT = re.compile(r"(?:^|\D)\d{1,3}$")
 _THOUSANDS_RIGHT = re.compile(r"\d{3}(?:\D|$)")
 
-_OPEN, _CLOSE, _BOTH = "open", "close", "both"
+_OPEN, _CLOSE, _BOTH, _DROP = "open", "close", "both", "drop"
 
 
 def wordpiece_words(tokens: Sequence[str], prefix: str = "##") -> list[str]:
@@ -69,7 +70,7 @@ def _digits(w: Optional[str]) -> bool:
 
 
 def _quote_roles(words: Sequence[str]) -> dict[int, str]:
-    """For each apostrophe or double quote: _OPEN, _CLOSE or _BOTH (attached on both sides)."""
+    """For each apostrophe or double quote: _OPEN, _CLOSE, _BOTH (attached on both sides) or _DROP."""
     roles: dict[int, str] = {}
     singles: list[int] = []
     doubles: list[int] = []
@@ -92,9 +93,12 @@ def _quote_roles(words: Sequence[str]) -> dict[int, str]:
         poss = [i for i in singles if _is_word(words[i - 1] if i else None) and words[i - 1].endswith("s")
                 and i + 1 < n and (_is_word(words[i + 1]) or words[i + 1] in _APOSTROPHES | _DOUBLE_QUOTES)]
         odd = poss[-1] if poss else singles[-1]
+        alone = len(singles) == 1
         singles.remove(odd)
         at_end = odd + 1 >= n or not _is_word(words[odd + 1])
         roles[odd] = _CLOSE if at_end or odd in poss else _OPEN
+        if alone and odd == n - 1 and odd not in poss and odd and _is_word(words[odd - 1]):
+            roles[odd] = _DROP  # closes a quote never opened
     for group in (singles, doubles):
         for k, i in enumerate(group):
             roles[i] = _OPEN if k % 2 == 0 else _CLOSE
@@ -145,6 +149,9 @@ def detokenize(words: Sequence[str]) -> str:
     if not words:
         return ""
     roles = _quote_roles(words)
+    if _DROP in roles.values():
+        words = [w for i, w in enumerate(words) if roles.get(i) != _DROP]
+        roles = _quote_roles(words)
     out = [words[0]]
     for i in range(1, len(words)):
         if _space_between(words, i, roles):

@@ -21,7 +21,8 @@ from typing import Any, Optional, Sequence
 
 __all__ = ["FUNCTION_WORDS", "is_content_word", "content_words", "WordVocab"]
 
-# English function words, and the fragments BERT's tokenizer leaves of contractions (don ' t)
+# English function words, and the fragments BERT's tokenizer leaves of contractions (don ' t). Not
+# "us": in lowercased news it is the country ("us jobs fall in us job rate") far more than the pronoun
 FUNCTION_WORDS = frozenset("""
 a about above after against ago all along also although am among an and another any are around as at
 be because been before being below between both but by can could did do does doing down during each
@@ -29,7 +30,7 @@ either even ever every few for from further had has have having he her here hers
 how i if in into is it its itself just least less many may me might mine more most much must my myself
 near neither no nor not now of off on once one only onto or other our ours ourselves out over own per
 same shall she should since so some such than that the their theirs them themselves then there these
-they this those though through till to too toward towards under unless until up upon us very via vs
+they this those though through till to too toward towards under unless until up upon very via vs
 was we were what whatever when where whether which while who whom whose why will with within without
 would yet you your yours yourself yourselves
 s t d ll m re ve don isn aren wasn weren doesn didn hasn haven hadn couldn wouldn shouldn mustn ain

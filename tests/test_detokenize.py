@@ -43,6 +43,10 @@ def test_detokenize_words():
     # a lone apostrophe: a plural possessive after a word ending in "s", else a quote never closed
     assert detokenize(["fans", "'", "hail", "win"]) == "fans' hail win"
     assert detokenize(["he", "said", "'", "hail", "win"]) == "he said 'hail win"
+    # a lone quote ending the text after a word closes nothing: dropped
+    assert detokenize(["domecq", "'", "s", "takeover", "bid", "'"]) == "domecq's takeover bid"
+    assert detokenize(["oil", "'", "hits", "economy", "'"]) == "oil 'hits economy'"  # a pair stays
+    assert detokenize(["the", "fans", "'", "win"]) == "the fans' win"  # a possessive is kept
     assert detokenize(["[CLS]", "hello", "[SEP]"]) == "[CLS] hello [SEP]"
 
 
