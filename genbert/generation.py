@@ -615,6 +615,7 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
     if token_type_ids is not None:
         token_type_ids = token_type_ids.to(device)
     batch, k = input_ids.shape[0], cfg.num_beams
+    bonus = copy_bonus(input_ids, attention_mask, cfg.copy_bias, c, c.vocab_size, k)  # diffusion: k == 1
     was_training = model.training
     model.eval()
     try:
@@ -625,7 +626,6 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                                  f"{c.max_position_embeddings}; shorten the source or max_new_tokens")
             state = DiffusionState(model, input_ids, attention_mask, token_type_ids, cfg.max_new_tokens,
                                    cfg.use_cache)
-            bonus = copy_bonus(input_ids, attention_mask, cfg.copy_bias, c, c.vocab_size)
             if not state.use_cache:
                 return diffusion_sample(state, batch, cfg, eos, pad, c.mask_token_id, device, bonus)
             # every cached pass feeds the same block: let MKL pack the weights for its rows
@@ -651,7 +651,6 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                                      cfg.use_cache, bool(mp), k)
             fed = 2 if mp else 1  # mask-predict feeds the last token and a [MASK]
         strategy = greedy_or_sample if k == 1 else beam_search
-        bonus = copy_bonus(input_ids, attention_mask, cfg.copy_bias, c, c.vocab_size, k)
         if not cfg.use_cache:
             return strategy(state, batch, cfg, eos, pad, device, bonus)
         # every cached step feeds the same number of rows: let MKL pack the generating weights

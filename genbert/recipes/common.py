@@ -163,11 +163,14 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, cls: type, exclude: It
 
 
 def check_ranges(recipe: Any) -> None:
-    """The ``min``/``max``/``above``/``below`` rules of every field; UsageError names the flag."""
+    """The ``min``/``max``/``above``/``below`` rules of every field, and every number finite (NaN
+    passes no bound and fails none); UsageError names the flag."""
     for f in fields(recipe):
         v, m = getattr(recipe, f.name), f.metadata
         if v is None or "help" not in m or isinstance(v, (bool, str, list)):
             continue
+        if isinstance(v, float) and not math.isfinite(v):
+            raise UsageError(f"{flag_name(f.name)}={v}: must be a finite number")
         for bound, ok, what in (("min", lambda b: v >= b, ">="), ("max", lambda b: v <= b, "<="),
                                 ("above", lambda b: v > b, ">"), ("below", lambda b: v < b, "<")):
             b = m.get(bound)

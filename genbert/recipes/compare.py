@@ -269,7 +269,7 @@ def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: 
         say(f"validation {settings}: {key} {v['scores'][key]:.2f}")
         if best is None or v["scores"][key] > best[1]["scores"][key]:
             best = (settings, v)
-    stored = float(gen.settings.get("copy_bias", 0.0))
+    stored = today["copy_bias"]
     prior = {"copy_bias": stored} if task == "summarization" else {}
     for settings in decode_grid(recipe, gen.settings.get("max_new_tokens"), task):
         trial({**settings, **prior})
@@ -424,8 +424,8 @@ def assemble(results: Sequence[dict[str, Any]], base: S.Seq2SeqRecipe, resamples
     wall = shared + sum((r.get("train_s") or 0.0) + (r.get("warmup_s") or 0.0)
                         + sum(x.get("decode_s") or 0.0 for x in r.get("search") or []) for r in results)
     return {"task": task, "metric": key, "dataset": budget.get("dataset") or budget.get("train"), "budget": budget,
-            "machine": "; ".join(machines), "wall_s": round(wall, 1), "runs": len(results), "commands": commands, "examples": {"validation": first.get("num_examples"),
-                                               "test": first.get("num_test_examples")},
+            "machine": "; ".join(machines), "wall_s": round(wall, 1), "runs": len(results), "commands": commands,
+            "examples": {"validation": first.get("num_examples"), "test": first.get("num_test_examples")},
             "baselines": baselines, "ways": list(ways.values()), "paper_pairs": pairs}
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import shutil
 import time
 import warnings
@@ -155,8 +154,6 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
             owners = [s for s, objs in OBJECTIVES.items() if self.objective in objs]
             raise UsageError(f"--objective {self.objective} applies to --scheme {' or '.join(owners)} only; "
                              f"--scheme {self.scheme} trains {', '.join(OBJECTIVES[self.scheme])}")
-        if self.copy_bias is not None and not math.isfinite(self.copy_bias):
-            raise UsageError(f"--copy-bias={self.copy_bias}: must be a finite number")
         if self.train is None and self.validation is not None:
             raise UsageError("--validation needs --train (or use --dataset)")
         if self.scheme == "bidirectional":
