@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -23,6 +24,22 @@ ACTIVATIONS = {
     "silu": F.silu,
     "swish": F.silu,
 }
+
+
+# a decoding step's queries per head (beams of a source) at or below which CPU cross-attention over
+# precomputed keys/values runs as two batched products: SDPA's CPU kernel is built for long query
+# blocks and took 1.3-1.6x as long here (docs/benchmarks.md). Only for `project_memory`'s layout: on
+# strided cache slices the batched products copy the keys and ran 5x slower than SDPA
+SMALL_QUERY = 16
+
+
+def attend_few(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """softmax(q k^T / sqrt(d) + mask) v for a few queries. q: (B, H, T, D); k, v: (B, H, S, D);
+    mask: bool (B, T, S) or None. Returns (B, H, T, D)."""
+    s = torch.matmul(q, k.transpose(-1, -2)).mul_(q.shape[-1] ** -0.5)
+    if mask is not None:
+        s.masked_fill_(~mask[:, None], float("-inf"))
+    return torch.matmul(s.softmax(-1), v)
 
 
 class Attention(nn.Module):
@@ -47,6 +64,13 @@ class Attention(nn.Module):
     def project_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
         """Keys and values of `memory` (B, S, hidden), each (B, heads, S, head_dim)."""
         return self._heads(self.key(memory)), self._heads(self.value(memory))
+
+    def project_memory(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """`project_kv` laid out for keys/values that every decoding step re-reads: values
+        contiguous, keys (B, heads, S, head_dim) stored as their contiguous transpose, so that
+        q @ k^T reads them in order."""
+        k, v = self.project_kv(memory)
+        return k.transpose(-1, -2).contiguous().transpose(-1, -2), v.contiguous()
 
     def forward(self, x: Tensor, mask: Optional[Tensor], memory: Optional[Tensor] = None,
                 kv: Optional[tuple[Tensor, Tensor]] = None,
@@ -79,6 +103,8 @@ class Attention(nn.Module):
             if self.training and self.attn_dropout > 0:
                 raise ValueError("FlexAttention has no attention dropout: train with the boolean masks")
             a = flex.attend(q, k, v, mask)
+        elif kv is not None and q.device.type == "cpu" and q.shape[2] <= SMALL_QUERY:
+            a = attend_few(q, k, v, mask)  # keys/values from `project_memory`: laid out for it
         else:
             a = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=None if mask is None or causal else mask[:, None],

@@ -57,7 +57,7 @@ class Decoder(nn.Module):
 
     def precompute_cross(self, memory: Tensor) -> list[tuple[Tensor, Tensor]]:
         """Cross-attention keys/values of the encoder output for every layer (computed once)."""
-        return [layer.cross_attention.project_kv(memory) for layer in self.layers]
+        return [layer.cross_attention.project_memory(memory) for layer in self.layers]
 
     def forward(self, input_ids: Tensor, self_mask: Optional[Tensor], memory: Optional[Tensor],
                 cross_mask: Optional[Tensor],

@@ -202,6 +202,24 @@ def main() -> None:
                         f"**{t_ref[beams] / t8:.2f}x** | {100 * rows_same:.0f}% of rows, {100 * tok_same:.0f}% of "
                         f"tokens = genbert float32's | {b * n / t8:.0f} | – |")
             print(rows[-1], flush=True)
+    # batch 1 latency: one source (the first, unpadded row), as a user calling generate on one article
+    for beams in (1, 4):
+        kw = dict(max_new_tokens=n, min_new_tokens=n, num_beams=beams)
+        one, one_am = ids[:1], am[:1]
+        def run_ref1():
+            with torch.inference_mode():
+                return ref.generate(input_ids=one, attention_mask=one_am, do_sample=False, decoder_start_token_id=101,
+                                    eos_token_id=102, pad_token_id=0, **kw)[:, 1:]
+        run_ref1(), ours.generate(one, one_am, **kw)  # warm-up
+        t_r1, r1 = timed(run_ref1, a.repeats, sync)
+        t_o1, o1 = timed(lambda: ours.generate(one, one_am, **kw), a.repeats, sync)
+        same = torch.equal(o1.cpu(), r1.cpu())
+        name = "greedy" if beams == 1 else f"beam {beams}"
+        results["runs"].append(dict(model="bert2bert", strategy=name, batch=1, transformers_s=t_r1, genbert_s=t_o1,
+                                    speedup=t_r1 / t_o1, identical_tokens=same, tokens_per_s=n / t_o1))
+        rows.append(f"| bert2bert, batch 1 (latency) | {name} | {t_r1:.3f} | {t_o1:.3f} | **{t_r1 / t_o1:.2f}x** | "
+                    f"{same} | {n / t_o1:.0f} | – |")
+        print(rows[-1], flush=True)
     if tag == "cpu" and a.dtype == "float32" and not a.no_ctranslate2:
         ct_rows, ct_results = ctranslate2_rows(size, ids, am, n, a.threads, a.repeats, t_ref)
         rows += ct_rows

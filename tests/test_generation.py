@@ -101,10 +101,10 @@ def test_eos_padding_and_min_new_tokens():
 def test_no_repeat_ngram_and_repetition_penalty_constraints():
     logp = torch.log_softmax(torch.randn(2, 10), -1)
     gen = torch.tensor([[1, 2, 3, 1], [4, 4, 4, 4]])
-    out = apply_constraints(logp, gen, GenerationConfig(no_repeat_ngram_size=2), eos=9)
+    out = apply_constraints(logp.clone(), gen, GenerationConfig(no_repeat_ngram_size=2), eos=9)
     assert out[0, 2] == float("-inf") and out[1, 4] == float("-inf")  # "1 2" and "4 4" seen before
     assert torch.isfinite(out[0, [0, 1, 3, 4]]).all()
-    pen = apply_constraints(logp, gen, GenerationConfig(repetition_penalty=2.0), eos=9)
+    pen = apply_constraints(logp.clone(), gen, GenerationConfig(repetition_penalty=2.0), eos=9)
     torch.testing.assert_close(pen[0, 1], logp[0, 1] * 2)
     torch.testing.assert_close(pen[0, 5], logp[0, 5])
     model = _model("prefix")
@@ -221,3 +221,21 @@ def test_copy_bonus_marks_each_rows_real_source_once_per_beam():
     expected[0, [7, 8]] = 1.5
     expected[1, 9] = 1.5
     assert torch.equal(bonus, expected.repeat_interleave(2, 0))
+
+
+@pytest.mark.parametrize("vocab", [30522, 2049, 4096])
+def test_two_level_top_k_and_argmax_equal_torch(vocab):
+    from genbert.generation import argmax_rows, top_k_rows
+    g = torch.Generator().manual_seed(vocab)
+    x = torch.randn(32, vocab, generator=g).log_softmax(-1)
+    x[3, :] = float("-inf")                         # nothing allowed
+    x[4, : vocab - 3] = float("-inf")               # fewer finite values than k, all in the tail
+    x[5, 100], x[5, 9000 % vocab] = 5.0, 5.0        # a tie for the maximum: argmax keeps the first
+    x[6, vocab - 1] = 7.0                           # the best in the last, partial chunk
+    for k in (1, 8, 9):
+        top, ids = top_k_rows(x, k)
+        ref = torch.topk(x, k, dim=-1).values
+        assert torch.equal(top, ref)
+        assert int(ids.max()) < vocab and torch.equal(x.gather(1, ids), top)
+    assert torch.equal(argmax_rows(x), x.argmax(-1))
+    assert int(argmax_rows(x)[5]) == min(100, 9000 % vocab)

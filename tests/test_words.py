@@ -136,10 +136,10 @@ def test_apply_constraints_bans_the_word_heads():
     logp = torch.log_softmax(torch.randn(2, 99), -1)
     gen = torch.tensor([[30, 80, 10, 31], [10, 11, 12, 13]])
     cfg = GenerationConfig(no_repeat_content_words=True, word_vocab=VOCAB)
-    out = apply_constraints(logp, gen, cfg, eos=2)
+    out = apply_constraints(logp.clone(), gen, cfg, eos=2)
     assert torch.isinf(out[0, [30, 31]]).all() and torch.isfinite(out[0, [2, 10, 32, 80]]).all()
     assert torch.equal(out[1], logp[1])
-    assert torch.equal(apply_constraints(logp, gen[:, :0], cfg, eos=2), logp)
+    assert torch.equal(apply_constraints(logp.clone(), gen[:, :0], cfg, eos=2), logp)
 
 
 @pytest.mark.parametrize("bad, message", [
