@@ -239,3 +239,20 @@ def test_two_level_top_k_and_argmax_equal_torch(vocab):
         assert int(ids.max()) < vocab and torch.equal(x.gather(1, ids), top)
     assert torch.equal(argmax_rows(x), x.argmax(-1))
     assert int(argmax_rows(x)[5]) == min(100, 9000 % vocab)
+
+
+def test_profile_generate_script_writes_both_tables(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "profile.md"
+    env = {**os.environ, "PYTHONPATH": str(repo), "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, str(repo / "scripts" / "profile_generate.py"), "--size", "tiny",
+                          "--threads", "1", "--rows", "5", "--output", str(out)],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    text = out.read_text()
+    assert "## greedy:" in text and "## beam 4:" in text and text.count("| all operators |") == 2
+    assert "mkl::_mkl_linear" in text or "aten::" in text
