@@ -66,11 +66,13 @@ class Attention(nn.Module):
         return self._heads(self.key(memory)), self._heads(self.value(memory))
 
     def project_memory(self, memory: Tensor) -> tuple[Tensor, Tensor]:
-        """`project_kv` laid out for keys/values that every decoding step re-reads: values
-        contiguous, keys (B, heads, S, head_dim) stored as their contiguous transpose, so that
-        q @ k^T reads them in order."""
+        """`project_kv` laid out for keys/values that every decoding step re-reads: contiguous;
+        on CPU the keys (B, heads, S, head_dim) are stored as their contiguous transpose, so that
+        `attend_few`'s q @ k^T reads them in order (GPU kernels want head_dim contiguous)."""
         k, v = self.project_kv(memory)
-        return k.transpose(-1, -2).contiguous().transpose(-1, -2), v.contiguous()
+        if memory.device.type == "cpu":
+            return k.transpose(-1, -2).contiguous().transpose(-1, -2), v.contiguous()
+        return k.contiguous(), v.contiguous()
 
     def forward(self, x: Tensor, mask: Optional[Tensor], memory: Optional[Tensor] = None,
                 kv: Optional[tuple[Tensor, Tensor]] = None,

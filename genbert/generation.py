@@ -398,6 +398,7 @@ def argmax_rows(x: Tensor) -> Tensor:
     ids, vals = _chunk_positions(x, _chunk_maxima(x).argmax(-1, keepdim=True))
     return ids.gather(1, vals.argmax(-1, keepdim=True)).squeeze(1)
 
+
 def greedy_or_sample(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, device,
                      bonus: Optional[Tensor] = None) -> Tensor:
     """bonus: (batch, vocab) added to every step's constrained scores (see `copy_bonus`)."""

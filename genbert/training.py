@@ -23,6 +23,10 @@ batches, atomic checkpoints with bit-exact resume, and DistributedDataParallel u
   entry per process), ``trainer_state.json`` (step, data position, config). It is written
   in ``OUTPUT/.tmp-checkpoint-STEP`` and renamed into place, so a directory named
   ``checkpoint-STEP`` is always complete; the newest ``save_total_limit`` are kept.
+* ``average_last=N`` (with ``average_every=E``): the weights after steps total - E, ..., total -
+  (N - 1) E are kept in ``OUTPUT/average-STEP.safetensors``, and once training ends the model's
+  weights become the mean of those and the last (checkpoint averaging). Checkpoints keep the last
+  weights, so a resumed run continues exactly and averages the same files again.
 * ``OUTPUT/log.jsonl`` gets one JSON object per ``log_steps`` (loss, lr, grad norm, tokens/s,
   step time) and per evaluation; ``OUTPUT/loss.png`` plots the loss.
 * Under ``torchrun --nproc_per_node N`` each global batch of ``batch_size`` examples is split
@@ -76,6 +80,7 @@ TMP_PREFIX = ".tmp-"
 DELETE_PREFIX = ".deleting-"
 LOG_FILE = "log.jsonl"
 PLOT_FILE = "loss.png"
+AVERAGE_PREFIX = "average-"  # OUTPUT/average-STEP.safetensors: weights kept for TrainConfig.average_last
 STATE_FILE = "trainer_state.json"  # written last: its presence marks a complete checkpoint
 CHECKPOINT_FILES = ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pt", STATE_FILE)
 
@@ -125,6 +130,10 @@ class TrainConfig:
     adam_betas: tuple = (0.9, 0.999)
     adam_eps: float = 1e-8
     bucket_size: int = 50
+    # the final weights: the mean of the weights after the last `average_last` steps that are
+    # multiples of `average_every` back from the end (the last step included); 1 = the last weights
+    average_last: int = 1
+    average_every: int = 100
     progress: bool = True
     progress_label: str = "training"  # the progress bar's label, e.g. "MLM warm-up"
     plot: bool = True
@@ -155,6 +164,9 @@ class TrainConfig:
         need(not (self.bf16 and self.fp16), "fp16", "bf16 and fp16 are exclusive")
         need(self.new_param_lr_multiplier > 0, "new_param_lr_multiplier", "must be > 0")
         need(self.bucket_size >= 0, "bucket_size", "must be >= 0")
+        need(isinstance(self.average_last, int) and self.average_last >= 1, "average_last", "must be an int >= 1")
+        need(isinstance(self.average_every, int) and self.average_every >= 1, "average_every",
+             "must be an int >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -498,6 +510,11 @@ class Trainer:
         self.warmup_steps = int(round(w * self.total_steps)) if w < 1 else int(w)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                            linear_schedule(self.warmup_steps, self.total_steps))
+        n, every = config.average_last, config.average_every
+        if (n - 1) * every >= self.total_steps:
+            raise ValueError(f"TrainConfig.average_last={n} with average_every={every} reaches back before step 1 "
+                             f"of {self.total_steps}")
+        self.average_steps = [self.total_steps - i * every for i in reversed(range(n))]  # ascending
         use_cuda = self.device.type == "cuda"
         self.amp_dtype = (torch.bfloat16 if config.bf16 else torch.float16 if config.fp16 else None) if use_cuda else None
         self.scaler = torch.amp.GradScaler("cuda") if (use_cuda and config.fp16) else None
@@ -671,6 +688,8 @@ class Trainer:
                                  "resume from them or clear the directory")
             if self.is_main:
                 (self.output_dir / LOG_FILE).unlink(missing_ok=True)
+                for p in self.output_dir.glob(f"{AVERAGE_PREFIX}*.safetensors"):  # another run's weights
+                    p.unlink()
             # dropout noise: a function of the seed (and the process), whatever ran before
             torch.manual_seed(_mix(cfg.seed, 0xD809, self.dist.rank))
         self.wrapped.train()
@@ -704,6 +723,8 @@ class Trainer:
                         self.step_callback(self, {"step": self.step, "loss": loss, "tokens": tokens, "step_time_s": dt})
                     if self.epoch != epoch and self.eval_fn is not None:
                         self._evaluate(pbar)
+                    if self.step in self.average_steps[:-1]:
+                        self._save_weights(self._average_path(self.step))
                     if (cfg.save_steps and self.step % cfg.save_steps == 0) or self.step == self.total_steps:
                         self.save_checkpoint()
                         last_saved = self.step
@@ -714,6 +735,8 @@ class Trainer:
                 pbar.close()
         if last_saved != self.step:
             self.save_checkpoint()
+        if len(self.average_steps) > 1:
+            self._average_weights()
         if self.is_main and cfg.plot:
             self.plot_loss()
         losses = [r["loss"] for r in self.history if "loss" in r]
@@ -756,11 +779,48 @@ class Trainer:
                 (pbar.write if pbar is not None else print)(f"step {self.step} eval: {msg}")
         barrier(self.dist)
 
+    # ------------------------------------------------------------------ weight averaging
+    def _average_path(self, step: int) -> Path:
+        return self.output_dir / f"{AVERAGE_PREFIX}{step}.safetensors"
+
+    def _save_weights(self, path: Path) -> None:
+        """The model's floating-point weights at this step (main process, atomically)."""
+        from safetensors.torch import save_file
+        if self.is_main:
+            # cloned: tied weights (the word embeddings and the LM head) are stored under each name
+            sd = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items() if v.is_floating_point()}
+            tmp = path.with_name(TMP_PREFIX + path.name)
+            save_file(sd, str(tmp))
+            os.replace(tmp, path)
+        barrier(self.dist)
+
+    @torch.no_grad()
+    def _average_weights(self) -> None:
+        """Replace the model's floating-point weights by their mean over `average_steps` (the
+        earlier ones from their files, the last from the model), summed in float64 in step order."""
+        from safetensors.torch import load_file
+        missing = [str(self._average_path(s)) for s in self.average_steps[:-1] if not self._average_path(s).is_file()]
+        if missing:
+            raise ResumeError(f"weight averaging needs {missing[0]}, which is missing: train again from an "
+                              "earlier checkpoint or with average_last=1")
+        state = self.model.state_dict()
+        names = [k for k, v in state.items() if v.is_floating_point()]
+        total = {k: torch.zeros_like(state[k], dtype=torch.float64) for k in names}
+        for s in self.average_steps[:-1]:
+            saved = load_file(str(self._average_path(s)), device=str(self.device))
+            for k in names:
+                total[k] += saved[k].double()
+        mean = {k: (total[k] + state[k].double()) / len(self.average_steps) for k in names}
+        for k in names:  # after every mean is taken: tied names share one tensor
+            state[k].copy_(mean[k])
+
     # ------------------------------------------------------------------ checkpoints
     def _clean_temp_dirs(self) -> None:
         for p in self.output_dir.iterdir():
             if p.is_dir() and p.name.startswith((TMP_PREFIX, DELETE_PREFIX)):
                 shutil.rmtree(p, ignore_errors=True)
+            elif p.is_file() and p.name.startswith(TMP_PREFIX + AVERAGE_PREFIX):
+                p.unlink(missing_ok=True)
 
     def _state(self) -> dict[str, Any]:
         return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,

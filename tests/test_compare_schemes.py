@@ -293,8 +293,11 @@ def test_a_trained_run_is_reused_whatever_the_decoding_flags(tmp_path):
     recipe = Seq2SeqRecipe.resolve({})
     stored = C.recipe_dict(recipe)
     del stored["copy_bias"]  # written before the field existed
+    del stored["average_last"]  # a training field added later: the stored run ran at its default
     (tmp_path / TRAINED).write_text(json.dumps({"recipe": stored, "task": "summarization"}))
     assert trained_run(tmp_path, replace(recipe, num_beams=2, copy_bias=1.0)) is not None
+    with pytest.raises(UsageError, match=r"--average-last 1 -> 3"):
+        trained_run(tmp_path, replace(recipe, average_last=3))
     assert trained_run(tmp_path, replace(recipe, diffusion_replace="mask")) is not None  # prefix: not its flag
     with pytest.raises(UsageError, match=r"another recipe \(--lr 0.0002 -> 0.001\)"):
         trained_run(tmp_path, replace(recipe, lr=1e-3))  # a finished run is never deleted

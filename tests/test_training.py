@@ -203,6 +203,49 @@ def test_resume_when_finished_is_a_no_op(tmp_path):
         Trainer(tiny_model(), copy_task(12), collator(), changed, tmp_path).train(resume=True)
 
 
+def test_average_last_is_the_mean_of_the_weights_at_those_steps(tmp_path):
+    from genbert.training import ResumeError
+
+    def cfg(**kw):
+        return TrainConfig(lr=1e-3, max_steps=6, batch_size=4, save_steps=2, save_total_limit=None, seed=1,
+                           progress=False, plot=False, **kw)
+    Trainer(tiny_model(), copy_task(12), collator(), cfg(), tmp_path / "plain").train()
+    raw = {s: load_weights(tmp_path / "plain" / f"checkpoint-{s}") for s in (2, 4, 6)}
+    t = Trainer(tiny_model(), copy_task(12), collator(), cfg(average_last=3, average_every=2), tmp_path / "avg")
+    t.train()
+    assert sorted(p.name for p in (tmp_path / "avg").glob("average-*")) == ["average-2.safetensors",
+                                                                           "average-4.safetensors"]
+    changed = 0
+    for n, p in t.model.named_parameters():
+        want = ((raw[2][n].double() + raw[4][n].double()) + raw[6][n].double()) / 3
+        assert torch.equal(p.detach(), want.float()), n
+        changed += not torch.equal(p.detach(), raw[6][n])
+    assert changed > 10  # the mean is not the last weights
+    # the checkpoint keeps the last weights (a resumed run continues from them), and resuming a
+    # finished run averages again to the same weights
+    last = load_weights(tmp_path / "avg" / "checkpoint-6")
+    assert all(torch.equal(last[n], raw[6][n]) for n in raw[6])
+    again = Trainer(tiny_model(seed=7), copy_task(12), collator(), cfg(average_last=3, average_every=2),
+                    tmp_path / "avg")
+    again.train(resume=True)
+    assert all(torch.equal(a, b) for a, b in zip(again.model.parameters(), t.model.parameters()))
+    (tmp_path / "avg" / "average-2.safetensors").unlink()
+    with pytest.raises(ResumeError, match="average-2.safetensors"):
+        Trainer(tiny_model(), copy_task(12), collator(), cfg(average_last=3, average_every=2),
+                tmp_path / "avg").train(resume=True)
+    with pytest.raises(ValueError, match="average_last=4 with average_every=2 reaches back"):
+        Trainer(tiny_model(), copy_task(12), collator(), cfg(average_last=4, average_every=2), tmp_path / "x")
+    with pytest.raises(ValueError, match="average_every"):
+        cfg(average_every=0).validate()
+
+
+def test_the_recipe_passes_weight_averaging_to_the_trainer():
+    from genbert.recipes.seq2seq import Seq2SeqRecipe
+    c = Seq2SeqRecipe(average_last=3, average_every=50).train_config()
+    assert (c.average_last, c.average_every) == (3, 50)
+    assert Seq2SeqRecipe().train_config().average_last == 1
+
+
 def test_per_group_learning_rates(tmp_path):
     model = tiny_model()
     cfg = TrainConfig(lr=1e-3, warmup=0, max_steps=4, batch_size=4, progress=False, plot=False,

@@ -240,6 +240,9 @@ class TrainingFields:
     save_steps: int = flag(100, "checkpoint every N steps, 0 = only at the end", group="training", min=0)
     save_total_limit: int = flag(2, "checkpoints kept", group="training", min=1)
     log_steps: int = flag(10, "log every N steps", group="training", min=1)
+    average_last: int = flag(1, "final weights: the mean of the weights after the last N steps that are multiples "
+                             "of --average-every back from the end (1 = the last weights)", group="training", min=1)
+    average_every: int = flag(100, "steps between the weights --average-last averages", group="training", min=1)
     bf16: bool = flag(False, "bf16 autocast (CUDA only)", group="training")
     fp16: bool = flag(False, "fp16 autocast (CUDA only)", group="training")
     gradient_checkpointing: bool = flag(False, "recompute activations in the backward pass (less memory)",
@@ -259,7 +262,8 @@ class TrainingFields:
                           max_steps=self.max_steps, batch_size=self.batch_size, grad_accum=self.grad_accum,
                           max_grad_norm=self.max_grad_norm, label_smoothing=getattr(self, "label_smoothing", 0.0),
                           seed=self.seed, save_steps=self.save_steps, save_total_limit=self.save_total_limit,
-                          log_steps=self.log_steps, bf16=self.bf16, fp16=self.fp16,
+                          log_steps=self.log_steps, average_last=self.average_last,
+                          average_every=self.average_every, bf16=self.bf16, fp16=self.fp16,
                           gradient_checkpointing=self.gradient_checkpointing,
                           new_param_lr_multiplier=self.new_param_lr_multiplier, new_params=new_params,
                           device=device, progress=progress)

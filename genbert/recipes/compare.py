@@ -218,6 +218,9 @@ def trained_run(out: Path, recipe: S.Seq2SeqRecipe) -> Optional[dict[str, Any]]:
     if recipe.scheme != "bidirectional":
         ignored |= set(S.DIFFUSION_ONLY)
     stored, wanted = rec.get("recipe") or {}, json.loads(json.dumps(C.recipe_dict(recipe)))
+    # a field added since the run was stored ran at its default
+    defaults = json.loads(json.dumps(C.recipe_dict(type(recipe)())))
+    stored = {**{k: v for k, v in defaults.items() if k not in stored}, **stored}
     differ = sorted(k for k in set(stored) | set(wanted) if k not in ignored and stored.get(k) != wanted.get(k))
     if differ:
         what = ", ".join(f"{C.flag_name(k)} {stored.get(k)!r} -> {wanted.get(k)!r}" for k in differ[:3])
