@@ -150,3 +150,34 @@ def report_name(kind: str, device: str, size: str = "minilm", dtype: str = "floa
     parts = [kind] + ([size] if size != "minilm" else []) + ([{"bfloat16": "bf16"}.get(dtype, dtype)]
                                                              if dtype != "float32" else [])
     return "_".join(parts + [device_tag(device)])
+
+
+def bert2bert_pair(size: dict[str, int]):
+    """The decoding benchmarks' model: a transformers bert2bert `EncoderDecoderModel` with random
+    weights (seed 0) and genbert's copy of it. Returns (transformers model, GenBert)."""
+    import tempfile
+
+    from transformers import BertConfig, BertLMHeadModel, BertModel, EncoderDecoderModel
+    from transformers.utils import logging as hf_logging
+
+    from genbert import GenBert
+    hf_logging.set_verbosity_error()
+    torch.manual_seed(0)
+    ref = EncoderDecoderModel(encoder=BertModel(BertConfig(**size)),
+                              decoder=BertLMHeadModel(BertConfig(**size, is_decoder=True, add_cross_attention=True)))
+    with tempfile.TemporaryDirectory() as d:
+        ref.config.decoder_start_token_id, ref.config.pad_token_id, ref.config.eos_token_id = 101, 0, 102
+        ref.save_pretrained(d)
+        return ref, GenBert.from_pretrained(d)
+
+
+def decoding_sources(vocab: int, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The decoding benchmarks' sources: (batch, length) ids and attention mask, every other row
+    right-padded (16 tokens more per row), and the rows' real lengths."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(max(200, vocab // 30), vocab - 1, (batch, length), generator=g)
+    lengths = [length if i % 2 == 0 else max(2, length - 16 * (i + 1)) for i in range(batch)]
+    am = torch.zeros(batch, length, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        am[i, :n] = 1
+    return ids.masked_fill(am == 0, 0), am, lengths

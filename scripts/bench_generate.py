@@ -124,9 +124,6 @@ def main() -> None:
     p.add_argument("--output-dir", default="docs/benchmarks")
     a = p.parse_args()
     warnings.simplefilter("ignore")
-    from transformers import BertConfig, BertLMHeadModel, BertModel, EncoderDecoderModel
-    from transformers.utils import logging as hf_logging
-    hf_logging.set_verbosity_error()
     dev, tag = a.device, bc.device_tag(a.device)
     if tag == "cpu":
         torch.set_num_threads(a.threads)
@@ -135,13 +132,7 @@ def main() -> None:
     size = bc.SIZES[a.size]
     h, inter, layers, vocab = (size[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "vocab_size"))
 
-    torch.manual_seed(0)
-    ref = EncoderDecoderModel(encoder=BertModel(BertConfig(**size)),
-                              decoder=BertLMHeadModel(BertConfig(**size, is_decoder=True, add_cross_attention=True)))
-    with tempfile.TemporaryDirectory() as d:
-        ref.config.decoder_start_token_id, ref.config.pad_token_id, ref.config.eos_token_id = 101, 0, 102
-        ref.save_pretrained(d)
-        ours = GenBert.from_pretrained(d)
+    ref, ours = bc.bert2bert_pair(size)
     int8 = None
     if tag == "cpu" and a.dtype == "float32" and not a.no_int8:
         from genbert import quantize
@@ -149,15 +140,9 @@ def main() -> None:
     ref = ref.to(dev, dtype).eval()
     ours = ours.to(dev, dtype).eval()
 
-    g = torch.Generator().manual_seed(0)
     b, s, n = a.batch, a.source_length, a.new_tokens
-    ids = torch.randint(max(200, vocab // 30), vocab - 1, (b, s), generator=g)
-    lengths = [s if i % 2 == 0 else max(2, s - 16 * (i + 1)) for i in range(b)]  # half the rows padded
-    am = torch.zeros(b, s, dtype=torch.long)
-    for i, L in enumerate(lengths):
-        am[i, :L] = 1
-    ids = ids.masked_fill(am == 0, 0).to(dev)
-    am = am.to(dev)
+    ids, am, lengths = bc.decoding_sources(vocab, b, s)
+    ids, am = ids.to(dev), am.to(dev)
 
     peak = bc.matmul_tflops(dev, dtype) * 1e3
     encode_limit = generate_flops(lengths, 0, 1, h, inter, layers, vocab, decoder=True) / (peak * 1e9)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 import warnings
 
@@ -24,31 +23,6 @@ import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 import bench_common as bc  # noqa: E402
-from genbert import GenBert  # noqa: E402
-
-
-def build(size: dict) -> GenBert:
-    """genbert's copy of a random transformers bert2bert (the decoding benchmark's model)."""
-    from transformers import BertConfig, BertLMHeadModel, BertModel, EncoderDecoderModel
-    from transformers.utils import logging as hf_logging
-    hf_logging.set_verbosity_error()
-    torch.manual_seed(0)
-    ref = EncoderDecoderModel(encoder=BertModel(BertConfig(**size)),
-                              decoder=BertLMHeadModel(BertConfig(**size, is_decoder=True, add_cross_attention=True)))
-    with tempfile.TemporaryDirectory() as d:
-        ref.config.decoder_start_token_id, ref.config.pad_token_id, ref.config.eos_token_id = 101, 0, 102
-        ref.save_pretrained(d)
-        return GenBert.from_pretrained(d).eval()
-
-
-def workload(vocab: int, b: int, s: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The decoding benchmark's sources: (b, s) ids, half of the rows right-padded."""
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(max(200, vocab // 30), vocab - 1, (b, s), generator=g)
-    am = torch.zeros(b, s, dtype=torch.long)
-    for i in range(b):
-        am[i, :s if i % 2 == 0 else max(2, s - 16 * (i + 1))] = 1
-    return ids.masked_fill(am == 0, 0), am
 
 
 def table(prof, steps: int, rows: int) -> str:
@@ -74,8 +48,8 @@ def main() -> None:
     warnings.simplefilter("ignore")
     torch.set_num_threads(a.threads)
     size = bc.SIZES[a.size]
-    model = build(size)
-    ids, am = workload(size["vocab_size"], 8, 256 if a.size != "tiny" else 32)
+    model = bc.bert2bert_pair(size)[1].eval()
+    ids, am, _ = bc.decoding_sources(size["vocab_size"], 8, 256 if a.size != "tiny" else 32)
     n = 64 if a.size != "tiny" else 8
     parts = [f"# Where decoding time goes ({a.label or 'this checkout'})\n",
              f"Command: `python scripts/profile_generate.py{' --label ' + a.label if a.label else ''}`. "
