@@ -520,7 +520,7 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
             scores = F.log_softmax(state.logits(x, start, end).float(), dim=-1)
             scores[..., mask_id] = float("-inf")
             if bonus is not None:
-                scores = scores + bonus[:, None, :]
+                scores.add_(bonus[:, None, :])
             if cfg.min_new_tokens > start:
                 scores[:, :cfg.min_new_tokens - start, eos] = float("-inf")
             if content is not None:  # content words already in the block are not predicted again

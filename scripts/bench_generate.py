@@ -149,19 +149,24 @@ def main() -> None:
     floor = memory_floor(ours, ids, am, n, encode_limit, a.repeats, sync)
     rows, results = [], {"device": dev, "threads": a.threads if tag == "cpu" else None, "dtype": a.dtype,
                          "size": a.size, "matmul_gflops": round(peak, 1), "runs": []}
+    def side_by_side(x, m, kw) -> tuple[float, float, bool, torch.Tensor]:
+        """transformers' and genbert's generate on the same sources: (median seconds of each,
+        identical tokens, genbert's tokens)."""
+        def run_ref():
+            with torch.inference_mode():
+                return ref.generate(input_ids=x, attention_mask=m, do_sample=False, decoder_start_token_id=101,
+                                    eos_token_id=102, pad_token_id=0, **kw)[:, 1:]
+        def run_ours():
+            return ours.generate(x, m, **kw)
+        run_ref(), run_ours()  # warm-up
+        t_r, r = timed(run_ref, a.repeats, sync)
+        t_o, o = timed(run_ours, a.repeats, sync)
+        return t_r, t_o, torch.equal(o.cpu(), r.cpu()), o
+
     t_ref = {}
     for beams in (1, 4):
         kw = dict(max_new_tokens=n, min_new_tokens=n, num_beams=beams)
-        def run_ref():
-            with torch.inference_mode():
-                return ref.generate(input_ids=ids, attention_mask=am, do_sample=False, decoder_start_token_id=101,
-                                    eos_token_id=102, pad_token_id=0, **kw)[:, 1:]
-        def run_ours():
-            return ours.generate(ids, am, **kw)
-        run_ref(), run_ours()  # warm-up
-        t_ref[beams], r = timed(run_ref, a.repeats, sync)
-        t_ours, o = timed(run_ours, a.repeats, sync)
-        same = torch.equal(o.cpu(), r.cpu())
+        t_ref[beams], t_ours, same, o = side_by_side(ids, am, kw)
         flops = generate_flops(lengths, n, beams, h, inter, layers, vocab, decoder=True)
         limit = flops / (peak * 1e9)
         name = "greedy" if beams == 1 else f"beam {beams}"
@@ -190,15 +195,7 @@ def main() -> None:
     # batch 1 latency: one source (the first, unpadded row), as a user calling generate on one article
     for beams in (1, 4):
         kw = dict(max_new_tokens=n, min_new_tokens=n, num_beams=beams)
-        one, one_am = ids[:1], am[:1]
-        def run_ref1():
-            with torch.inference_mode():
-                return ref.generate(input_ids=one, attention_mask=one_am, do_sample=False, decoder_start_token_id=101,
-                                    eos_token_id=102, pad_token_id=0, **kw)[:, 1:]
-        run_ref1(), ours.generate(one, one_am, **kw)  # warm-up
-        t_r1, r1 = timed(run_ref1, a.repeats, sync)
-        t_o1, o1 = timed(lambda: ours.generate(one, one_am, **kw), a.repeats, sync)
-        same = torch.equal(o1.cpu(), r1.cpu())
+        t_r1, t_o1, same, _ = side_by_side(ids[:1], am[:1], kw)
         name = "greedy" if beams == 1 else f"beam {beams}"
         results["runs"].append(dict(model="bert2bert", strategy=name, batch=1, transformers_s=t_r1, genbert_s=t_o1,
                                     speedup=t_r1 / t_o1, identical_tokens=same, tokens_per_s=n / t_o1))
