@@ -6,7 +6,8 @@ tokens from the scores. Scores follow transformers' convention: log-softmax over
 then the constraints on those log-probabilities, no renormalising; beam scores are running sums.
 Repetition penalty and n-gram blocking look at the generated tokens only (never the source); the
 word-level options (`no_repeat_word_ngram_size`, `no_repeat_content_words`) see the words those
-tokens make, through the tokenizer's `genbert.words.WordVocab`.
+tokens make, through the tokenizer's `genbert.words.WordVocab`; so does `copy_subwords`, which
+lets a word of several pieces only spell a word of the source.
 
 Encoder-only bidirectional models (BERT itself) generate by masked diffusion (`DiffusionState`,
 `diffusion_sample`): a block of [MASK]s after the source, unmasked over a few full passes.
@@ -23,7 +24,7 @@ from torch import Tensor
 
 from . import masks, packing
 from .config import DIFFUSION_ORDERS
-from .words import WordVocab
+from .words import SourceWords, WordVocab
 
 NEG = -1.0e9
 DIFFUSION_ARGS = ("steps", "order", "remask", "block_length", "collapse_repeats", "on_step")
@@ -68,6 +69,9 @@ class GenerationConfig:
     # excepted) at every step, every scheme. Headlines reuse the article's words; a model trained on
     # a few topics otherwise writes its training topics' words (docs/summarization.md)
     copy_bias: float = 0.0
+    # a word of several word pieces must be a word of the row's source, spelled on piece by piece:
+    # names and rare words are copied, never made up of pieces ("usm", "darskft"; needs word_vocab)
+    copy_subwords: bool = False
 
     def validate(self) -> None:
         def need(ok: bool, name: str, what: str) -> None:
@@ -88,7 +92,8 @@ class GenerationConfig:
         need(isinstance(self.no_repeat_word_ngram_size, int) and self.no_repeat_word_ngram_size >= 0,
              "no_repeat_word_ngram_size", "must be an int >= 0")
         need(isinstance(self.no_repeat_content_words, bool), "no_repeat_content_words", "must be True or False")
-        for name in ("no_repeat_word_ngram_size", "no_repeat_content_words"):
+        need(isinstance(self.copy_subwords, bool), "copy_subwords", "must be True or False")
+        for name in ("no_repeat_word_ngram_size", "no_repeat_content_words", "copy_subwords"):
             need(not getattr(self, name) or self.word_vocab is not None, name,
                  "needs word_vocab=genbert.words.WordVocab.from_tokenizer(tokenizer) (TextGenerator passes it)")
         need(self.early_stopping in (True, False, "never"), "early_stopping", "must be True, False or 'never'")
@@ -359,6 +364,41 @@ def copy_bonus(input_ids: Tensor, attention_mask: Tensor, bias: float, config, v
     return bonus.repeat_interleave(rows_per_source, 0)
 
 
+class CopySubwords:
+    """`copy_subwords` for a decoding batch: each source's table of word pieces
+    (`genbert.words.SourceWords`), shared by its `rows_per_source` beams."""
+
+    def __init__(self, vocab: WordVocab, input_ids: Tensor, attention_mask: Tensor, rows_per_source: int,
+                 size: int):
+        self.vocab, self.per = vocab, rows_per_source
+        self.tables = [SourceWords(vocab, [i for i, m in zip(ids, keep) if m])
+                       for ids, keep in zip(input_ids.tolist(), attention_mask.tolist())]
+        cont = torch.zeros(size, dtype=torch.bool)
+        cont[[i for i in vocab.continuation_ids() if i < size]] = True
+        self.cont = cont.to(input_ids.device)
+
+    def apply(self, scores: Tensor, generated: Tensor) -> None:
+        """scores: (N, vocab), in place; generated: (N, t). Every continuation piece gets -inf
+        but those that spell on along a source word; a row whose open word must go on (two or
+        more pieces, not yet a whole source word) keeps only those."""
+        rows: list[int] = []
+        toks: list[int] = []
+        unfinished = []
+        for r, seq in enumerate(generated.tolist()):
+            allowed, may_end = self.tables[r // self.per].allowed(self.vocab.split(seq)[1])
+            rows += [r] * len(allowed)
+            toks += allowed
+            if not may_end and allowed:
+                unfinished.append(r)
+        index = (torch.tensor(rows, dtype=torch.long, device=scores.device),
+                 torch.tensor(toks, dtype=torch.long, device=scores.device))
+        kept = scores[index]
+        scores.masked_fill_(self.cont, float("-inf"))
+        if unfinished:
+            scores[unfinished] = float("-inf")
+        scores.index_put_(index, kept)
+
+
 # ---------------------------------------------------------------------- strategies
 CHUNK = 256  # vocabulary chunk of the two-level top-k / argmax below
 
@@ -400,8 +440,9 @@ def argmax_rows(x: Tensor) -> Tensor:
 
 
 def greedy_or_sample(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, device,
-                     bonus: Optional[Tensor] = None) -> Tensor:
-    """bonus: (batch, vocab) added to every step's constrained scores (see `copy_bonus`)."""
+                     bonus: Optional[Tensor] = None, subwords: Optional[CopySubwords] = None) -> Tensor:
+    """bonus: (batch, vocab) added to every step's constrained scores (see `copy_bonus`);
+    subwords: `copy_subwords`' tables."""
     generated = torch.empty(batch, 0, dtype=torch.long, device=device)
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     for _ in range(cfg.max_new_tokens):
@@ -409,6 +450,8 @@ def greedy_or_sample(state, batch: int, cfg: GenerationConfig, eos: int, pad: in
         scores = apply_constraints(logp, generated, cfg, eos)
         if bonus is not None:
             scores.add_(bonus)
+        if subwords is not None:
+            subwords.apply(scores, generated)
         tok = sample_from(scores, cfg) if cfg.do_sample else argmax_rows(scores)
         tok = tok.masked_fill(done, pad)
         generated = torch.cat([generated, tok[:, None]], 1)
@@ -419,10 +462,11 @@ def greedy_or_sample(state, batch: int, cfg: GenerationConfig, eos: int, pad: in
 
 
 def beam_search(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, device,
-                bonus: Optional[Tensor] = None) -> Tensor:
+                bonus: Optional[Tensor] = None, subwords: Optional[CopySubwords] = None) -> Tensor:
     """Vectorised beam search with transformers' semantics (top 2K candidates, length penalty
     on finished hypotheses, `early_stopping` True / False heuristic / "never"). bonus:
-    (batch * num_beams, vocab) added to every step's constrained scores (see `copy_bonus`)."""
+    (batch * num_beams, vocab) added to every step's constrained scores (see `copy_bonus`);
+    subwords: `copy_subwords`' tables."""
     k, lp, steps = cfg.num_beams, cfg.length_penalty, cfg.max_new_tokens
     seqs = torch.full((batch, k, steps), pad, dtype=torch.long, device=device)
     scores = torch.full((batch, k), NEG, device=device)
@@ -440,6 +484,8 @@ def beam_search(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, de
         logp = apply_constraints(logp, flat, cfg, eos)
         if bonus is not None:
             logp.add_(bonus)
+        if subwords is not None:
+            subwords.apply(logp, flat)
         # the best 2K continuations of a source are among the best 2K of each of its beams: a
         # top-k over each beam's vocabulary, then over the K x 2K survivors (not K x vocab)
         width = min(2 * k, logp.shape[-1])
@@ -610,6 +656,9 @@ def _check_decoding_arguments(model, cfg: GenerationConfig, diffusion: bool) -> 
             if bad:
                 raise ValueError(f"{name}={getattr(cfg, name)!r}: not supported by diffusion decoding "
                                  "(an encoder-only bidirectional model)")
+        if cfg.copy_subwords:
+            raise ValueError("copy_subwords=True: not supported by diffusion decoding, which commits pieces "
+                             "out of order")
         if cfg.no_repeat_content_words and cfg.do_sample:
             raise ValueError("no_repeat_content_words=True: diffusion decoding applies it to greedy predictions "
                              "only (do_sample=False)")
@@ -693,11 +742,13 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                                      cfg.use_cache, bool(mp), k)
             fed = 2 if mp else 1  # mask-predict feeds the last token and a [MASK]
         strategy = greedy_or_sample if k == 1 else beam_search
+        subwords = CopySubwords(cfg.word_vocab, input_ids, attention_mask, k, c.vocab_size) \
+            if cfg.copy_subwords else None
         if not cfg.use_cache:
-            return strategy(state, batch, cfg, eos, pad, device, bonus)
+            return strategy(state, batch, cfg, eos, pad, device, bonus, subwords)
         # every cached step feeds the same number of rows: let MKL pack the generating weights
         stack = model.decoder if model.decoder is not None else model
         with packing.packed_for(stack, batch * k * fed):
-            return strategy(state, batch, cfg, eos, pad, device, bonus)
+            return strategy(state, batch, cfg, eos, pad, device, bonus, subwords)
     finally:
         model.train(was_training)

@@ -7,7 +7,9 @@ continuations, sentencepiece ``▁`` word starts; a punctuation token ends a wor
 generation can block repeated *words*:
 
 * ``no_repeat_word_ngram_size=n``: no word n-gram occurs twice;
-* ``no_repeat_content_words=True``: no content word (:func:`is_content_word`) occurs twice.
+* ``no_repeat_content_words=True``: no content word (:func:`is_content_word`) occurs twice;
+* ``copy_subwords=True``: a word of several pieces is a word of the source, spelled piece by
+  piece (:class:`SourceWords`), so rare words and names are copied, never invented.
 
 A word counts as chosen at its first piece (its *head*, :meth:`WordVocab.head`), so a repeat is
 blocked there, not halfway through the word: after "devos" (``dev ##os``), ``dev`` cannot start
@@ -19,7 +21,7 @@ import re
 import unicodedata
 from typing import Any, Optional, Sequence
 
-__all__ = ["FUNCTION_WORDS", "is_content_word", "content_words", "WordVocab"]
+__all__ = ["FUNCTION_WORDS", "is_content_word", "content_words", "WordVocab", "SourceWords"]
 
 # English function words, and the fragments BERT's tokenizer leaves of contractions (don ' t). Not
 # "us": in lowercased news it is the country ("us jobs fall in us job rate") far more than the pronoun
@@ -103,6 +105,10 @@ class WordVocab:
         tokens = [tokenizer.id_to_token(i) for i in range(len(tokenizer))]
         return cls.from_tokens(tokens, sorted(tokenizer.special_ids), tokenizer.kind == "sentencepiece")
 
+    def continuation_ids(self) -> list[int]:
+        """The ids of the tokens that continue a word (``##ing``; a sentencepiece piece without ``▁``)."""
+        return [i for i, k in enumerate(self.kinds) if k == CONT]
+
     def content_tokens(self) -> list[bool]:
         """Per id: a token that starts a word and is a content word by itself ("profits", not
         "the", "##s" or ","): what masked diffusion, which commits tokens in any order, keeps from
@@ -183,3 +189,25 @@ class WordVocab:
                         if allowed_here(head, after_open):
                             out.add(head[-1])
         return out
+
+
+class SourceWords:
+    """The multi-piece words of one source, as a table from each proper prefix of such a word (its
+    first pieces) to the pieces that may follow it, for ``copy_subwords``: after the open word of a
+    generated text, a continuation piece is allowed only where it spells on along a word of the
+    source, and a word of two or more pieces that is not yet a whole source word must go on. A model
+    that saw a few topics otherwise joins pieces of unseen names into non-words ("usm", "darskft")."""
+
+    def __init__(self, vocab: WordVocab, source: Sequence[int]):
+        words, last = vocab.split(source)
+        self.whole = set(words + ([last] if last else []))
+        nexts: dict[tuple[int, ...], set[int]] = {}
+        for w in self.whole:
+            for m in range(1, len(w)):
+                nexts.setdefault(w[:m], set()).add(w[m])
+        self.next = {k: sorted(v) for k, v in nexts.items()}
+
+    def allowed(self, open_word: tuple[int, ...]) -> tuple[list[int], bool]:
+        """(the continuation pieces allowed after ``open_word``, whether the word may end here)."""
+        must_go_on = len(open_word) >= 2 and open_word not in self.whole and open_word in self.next
+        return self.next.get(open_word, []) if open_word else [], not must_go_on

@@ -42,6 +42,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rows", type=int, default=18, help="operators listed per strategy")
     p.add_argument("--size", default="minilm", choices=sorted(bc.SIZES))
+    p.add_argument("--dtype", default="float32", choices=("float32", "int8"),
+                   help="int8: the model's quantized copy (model.quantize)")
     p.add_argument("--label", default="", help="names the code version profiled, e.g. a commit")
     p.add_argument("--output", default=None, help="markdown file to write (default: print only)")
     a = p.parse_args()
@@ -49,11 +51,14 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     size = bc.SIZES[a.size]
     model = bc.bert2bert_pair(size)[1].eval()
+    if a.dtype == "int8":
+        model = model.quantize("int8")
     ids, am, _ = bc.decoding_sources(size["vocab_size"], 8, 256 if a.size != "tiny" else 32)
     n = 64 if a.size != "tiny" else 8
+    flags = (f" --dtype {a.dtype}" if a.dtype != "float32" else "") + (f" --label {a.label}" if a.label else "")
     parts = [f"# Where decoding time goes ({a.label or 'this checkout'})\n",
-             f"Command: `python scripts/profile_generate.py{' --label ' + a.label if a.label else ''}`. "
-             f"Machine: {bc.machine_name('cpu', a.threads)}; torch {torch.__version__}; float32; bert2bert at "
+             f"Command: `python scripts/profile_generate.py{flags}`. "
+             f"Machine: {bc.machine_name('cpu', a.threads)}; torch {torch.__version__}; {a.dtype}; bert2bert at "
              f"{a.size} size (random weights), batch 8, {ids.shape[1]}-token sources (half padded), {n} new tokens. "
              "Self time per operator, grouped by input shapes, from one profiled call after a warm-up; "
              "the wall time is the median of three unprofiled calls.\n"]

@@ -241,7 +241,11 @@ def test_two_level_top_k_and_argmax_equal_torch(vocab):
     assert int(argmax_rows(x)[5]) == min(100, 9000 % vocab)
 
 
-def test_profile_generate_script_writes_both_tables(tmp_path):
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_profile_generate_script_writes_both_tables(tmp_path, dtype):
+    from genbert import quantize
+    if dtype == "int8" and not quantize.available():
+        pytest.skip("no fbgemm/x86 quantized engine in this torch build")
     import os
     import subprocess
     import sys
@@ -250,9 +254,12 @@ def test_profile_generate_script_writes_both_tables(tmp_path):
     out = tmp_path / "profile.md"
     env = {**os.environ, "PYTHONPATH": str(repo), "HF_HUB_OFFLINE": "1"}
     run = subprocess.run([sys.executable, str(repo / "scripts" / "profile_generate.py"), "--size", "tiny",
-                          "--threads", "1", "--rows", "5", "--output", str(out)],
+                          "--threads", "1", "--rows", "5", "--dtype", dtype, "--output", str(out)],
                          capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     text = out.read_text()
+    assert f"; {dtype}; bert2bert" in text
     assert "## greedy:" in text and "## beam 4:" in text and text.count("| all operators |") == 2
     assert "mkl::_mkl_linear" in text or "aten::" in text
+    if dtype == "int8":
+        assert "quantized::linear_dynamic" in text and "--dtype int8" in text

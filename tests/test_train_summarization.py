@@ -93,7 +93,7 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     decoding = {"steps", "order", "block_length", "collapse_repeats", "no_repeat_content_words"} \
         if scheme == "bidirectional" else {
         "num_beams", "no_repeat_ngram_size", "no_repeat_word_ngram_size", "no_repeat_content_words",
-        "length_penalty"}
+        "length_penalty", "copy_subwords"}
     assert set(settings) == {"max_source_length", "max_target_length", "max_new_tokens", "scheme", "objective",
                              "copy_bias", *decoding}
     assert settings["copy_bias"] == (2.0 if scheme == "bidirectional" else 2.5)  # summarization's copy prior
@@ -326,3 +326,18 @@ def test_copy_prior_default_follows_the_task_and_scheme():
     assert Seq2SeqRecipe.resolve({"copy_bias": args.copy_bias}).generation_settings("summarization")["copy_bias"] == 0
     stored = Seq2SeqRecipe.resolve({}, stored={"copy_bias": 1.5})
     assert stored.generation_settings("translation")["copy_bias"] == 1.5
+
+
+def test_copy_subwords_default_follows_the_task_and_scheme():
+    """Summarization by the autoregressive schemes copies multi-piece words from the source (chosen
+    on validation); translation does not; diffusion neither stores nor accepts it."""
+    from genbert.recipes.seq2seq import Seq2SeqRecipe, build_parser
+    from genbert.recipes.common import UsageError
+    default = Seq2SeqRecipe.resolve({})
+    assert default.generation_settings("summarization")["copy_subwords"] is True
+    assert default.generation_settings("translation")["copy_subwords"] is False
+    off = build_parser().parse_args(["--no-copy-subwords"])
+    assert Seq2SeqRecipe.resolve({"copy_subwords": off.copy_subwords}).generation_settings()["copy_subwords"] is False
+    assert "copy_subwords" not in Seq2SeqRecipe.resolve({"scheme": "bidirectional"}).generation_settings()
+    with pytest.raises(UsageError, match="--copy-subwords"):
+        Seq2SeqRecipe.resolve({"scheme": "bidirectional", "copy_subwords": True}).check()

@@ -5,7 +5,7 @@ import torch
 from genbert import DecoderConfig, GenBert, TextGenerator
 from genbert.generation import GenerationConfig, apply_constraints
 from genbert.metrics import repeated_content_word_share
-from genbert.words import CONT, SEP, START, WordVocab, content_words, is_content_word
+from genbert.words import CONT, SEP, START, SourceWords, WordVocab, content_words, is_content_word
 from conftest import padded_batch, tiny_config
 
 # a 99-token vocabulary for the tiny models: 0-3 special, punctuation, function words, content
@@ -142,7 +142,51 @@ def test_apply_constraints_bans_the_word_heads():
     assert torch.equal(apply_constraints(logp.clone(), gen[:, :0], cfg, eos=2), logp)
 
 
+def test_source_words_table():
+    # [CLS] w30x80x81 the w31x82 , w30x83 [SEP]
+    table = SourceWords(VOCAB, [1, 30, 80, 81, 10, 31, 82, 4, 30, 83, 2])
+    assert table.allowed(()) == ([], True)
+    assert table.allowed((30,)) == ([80, 83], True)  # "w30" may end: one piece is a vocabulary word
+    assert table.allowed((30, 80)) == ([81], False)  # "w30x80" is no source word: it must go on
+    assert table.allowed((30, 80, 81)) == ([], True) and table.allowed((30, 83)) == ([], True)
+    assert table.allowed((32,)) == ([], True) and table.allowed((10,)) == ([], True)
+
+
+def _invented(row, source, eos=2):
+    """Multi-piece words of `row` that are no word of `source` (the last may be cut by the length)."""
+    table = SourceWords(VOCAB, source)
+    words = _words(row, eos)
+    cut = eos not in row
+    return [w for i, w in enumerate(words) if len(w) > 1 and w not in table.whole
+            and not (cut and i == len(words) - 1 and w in table.next)]
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_copy_subwords_only_spells_source_words(kind, strategy):
+    torch.manual_seed(0)
+    model = GenBert(tiny_config(**KINDS[kind])).eval()
+    for p in model.parameters():  # wide weights: varied outputs, and plenty of continuation pieces
+        torch.nn.init.normal_(p, std=0.2)
+    ids, am = padded_batch([12, 9, 5, 11], low=4, seed=3)
+    sources = [r[:n] for r, n in zip(ids.tolist(), am.sum(1).tolist())]
+
+    def gen(ids, am, **kw):
+        # the copy prior and no token twice keep the tiny model from writing one token over and over
+        return model.generate(ids, am, max_new_tokens=12, word_vocab=VOCAB, copy_bias=2.0, no_repeat_ngram_size=1,
+                              **STRATEGIES[strategy], **kw)
+
+    plain, copied = gen(ids, am), gen(ids, am, copy_subwords=True)
+    assert any(_invented(r, s) for r, s in zip(plain.tolist(), sources))  # the test can fail
+    assert not any(_invented(r, s) for r, s in zip(copied.tolist(), sources))
+    assert any(len(w) > 1 for r in copied.tolist() for w in _words(r))  # and still copies some
+    assert torch.equal(copied, gen(ids, am, copy_subwords=True, use_cache=False))
+    alone = gen(ids[2:3, :5], am[2:3, :5], copy_subwords=True)  # a padded row gets what it gets alone
+    assert alone[0].tolist() == [t for t in copied[2].tolist()][:alone.shape[1]]
+
+
 @pytest.mark.parametrize("bad, message", [
+    (dict(copy_subwords=True), "word_vocab"), (dict(copy_subwords=1, word_vocab=VOCAB), "copy_subwords"),
     (dict(no_repeat_content_words=True), "word_vocab"), (dict(no_repeat_word_ngram_size=2), "word_vocab"),
     (dict(no_repeat_word_ngram_size=-1, word_vocab=VOCAB), "no_repeat_word_ngram_size"),
     (dict(no_repeat_content_words=1, word_vocab=VOCAB), "no_repeat_content_words"),
@@ -161,6 +205,8 @@ def test_diffusion_takes_content_words_not_word_ngrams():
     ids, am = padded_batch([5], low=4)
     with pytest.raises(ValueError, match="not supported by diffusion"):
         model.generate(ids, am, max_new_tokens=4, word_vocab=VOCAB, no_repeat_word_ngram_size=2)
+    with pytest.raises(ValueError, match="copy_subwords"):
+        model.generate(ids, am, max_new_tokens=4, word_vocab=VOCAB, copy_subwords=True)
     out = model.generate(ids, am, max_new_tokens=4, word_vocab=VOCAB, no_repeat_content_words=True)
     assert out.shape[0] == 1
 
@@ -203,6 +249,10 @@ def test_cli_word_options(wordpiece_generator, tmp_path, capsys):
                    "--no-repeat-word-ngram-size", "2", "--device", "cpu"])
     expected = wordpiece_generator.generate(SOURCES, no_repeat_content_words=True, no_repeat_word_ngram_size=2)
     assert capsys.readouterr().out.splitlines() == expected
+    generate_main([str(tmp_path / "m"), str(tmp_path / "in.txt"), "--copy-subwords", "--copy-bias", "2",
+                   "--device", "cpu"])
+    assert capsys.readouterr().out.splitlines() == wordpiece_generator.generate(SOURCES, copy_subwords=True,
+                                                                                copy_bias=2.0)
 
 
 def test_text_generator_output_is_clean_text(wordpiece_generator, wordpiece, monkeypatch):

@@ -55,7 +55,7 @@ def flag_name(name: str) -> str:
 # shared by `genbert generate` and benchmark.py; a flag not given keeps the model's stored setting
 GENERATION_FLAGS = ("max_source_length", "num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size",
                     "no_repeat_word_ngram_size", "no_repeat_content_words", "steps", "order", "block_length",
-                    "collapse_repeats", "copy_bias")
+                    "collapse_repeats", "copy_bias", "copy_subwords")
 GENERATION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_source_length": (lambda v: v >= 3, "must be >= 3 ([CLS], a token, [SEP])"),
     "num_beams": (lambda v: v >= 1, "must be >= 1"),
@@ -89,6 +89,9 @@ def add_generation_arguments(g: Any) -> None:
                    help="bidirectional models: keep a token repeated in a row once")
     g.add_argument("--copy-bias", type=float, help="added to the log-probability of every source token at "
                                                    "every step (a copy prior; 0 = off)")
+    g.add_argument("--copy-subwords", action=argparse.BooleanOptionalAction,
+                   help="a word of several word pieces must be a word of the source (names are copied, "
+                        "not made up of pieces)")
 
 
 def check_generation_arguments(args: Any) -> dict[str, Any]:
