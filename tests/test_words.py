@@ -152,6 +152,24 @@ def test_source_words_table():
     assert table.allowed((32,)) == ([], True) and table.allowed((10,)) == ([], True)
 
 
+@pytest.mark.parametrize("kind", ["wordpiece", "sentencepiece"])
+def test_source_words_on_real_tokenizers(wordpiece, spm_tok, kind):
+    """A name of several pieces can be spelled on from its first piece, and only along the source."""
+    tok = wordpiece if kind == "wordpiece" else spm_tok
+    vocab = WordVocab.from_tokenizer(tok)
+    source = tok.encode("Pernod takeover talk lifts Domecq shares, says Kostas Kenteris")
+    table = SourceWords(vocab, source)
+    for name in ("Domecq", "Kenteris"):
+        pieces = tuple(tok.encode(name, add_special_tokens=False))
+        assert len(pieces) > 1, [tok.id_to_token(i) for i in pieces]
+        assert pieces in table.whole
+        for m in range(1, len(pieces)):
+            allowed, may_end = table.allowed(pieces[:m])
+            assert pieces[m] in allowed and all(vocab.kinds[i] == CONT for i in allowed)
+            assert may_end == (m == 1)  # one piece is a vocabulary word; more must go on to a source word
+        assert table.allowed(pieces) == ([], True)
+
+
 def _invented(row, source, eos=2):
     """Multi-piece words of `row` that are no word of `source` (the last may be cut by the length)."""
     table = SourceWords(VOCAB, source)
