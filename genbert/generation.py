@@ -24,7 +24,7 @@ from torch import Tensor
 
 from . import masks, packing
 from .config import DIFFUSION_ORDERS
-from .words import SourceWords, WordVocab
+from .words import CONT as CONT_KIND, START as START_KIND, SourceWords, WordVocab
 
 NEG = -1.0e9
 DIFFUSION_ARGS = ("steps", "order", "remask", "block_length", "collapse_repeats", "on_step")
@@ -398,6 +398,50 @@ class CopySubwords:
             scores[unfinished] = float("-inf")
         scores.index_put_(index, kept)
 
+    def apply_block(self, scores: Tensor, x: Tensor, start: int, mask_id: int) -> None:
+        """Diffusion: scores (B, n, vocab) of the block x[:, start:start + n], in place; x: (B, L)
+        with `mask_id` where still masked. A continuation piece is allowed at a masked position
+        only where its left neighbour is written and the word so far spells on along a source
+        word (so words grow left to right, one piece a pass); a word that must go on takes only
+        those pieces; and before a written word start only pieces that finish a source word."""
+        rows = x.tolist()
+        fill = float("-inf")
+        for b, row in enumerate(rows):
+            table = self.tables[b // self.per]
+            for j in range(start, start + scores.shape[1]):
+                if row[j] != mask_id:
+                    continue
+                left = self._word_before(row, j, mask_id)
+                allowed, may_end = table.allowed(left) if left else ([], True)
+                right = row[j + 1] if j + 1 < len(row) else mask_id
+                if right != mask_id and self.vocab.kind(right) != CONT_KIND:
+                    allowed = [p for p in allowed if left + (p,) in table.whole]
+                s = scores[b, j - start]
+                kept = s[allowed] if allowed else None
+                if not may_end and allowed:
+                    s.fill_(fill)
+                else:
+                    s.masked_fill_(self.cont, fill)
+                if allowed:
+                    s[allowed] = kept
+
+    def _word_before(self, row: list[int], j: int, mask_id: int) -> Optional[tuple[int, ...]]:
+        """The written word that ends just before position j (its pieces), or None: a masked or
+        separating left neighbour, or a word whose start is still masked."""
+        word: list[int] = []
+        i = j - 1
+        while i >= 0 and row[i] != mask_id:
+            kind = self.vocab.kind(row[i])
+            if kind == CONT_KIND:
+                word.append(row[i])
+            elif kind == START_KIND:
+                word.append(row[i])
+                return tuple(reversed(word))
+            else:
+                return None
+            i -= 1
+        return None
+
 
 # ---------------------------------------------------------------------- strategies
 CHUNK = 256  # vocabulary chunk of the two-level top-k / argmax below
@@ -527,7 +571,8 @@ def beam_search(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, de
 
 
 def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, eos: int, pad: int,
-                     mask_id: int, device, bonus: Optional[Tensor] = None) -> Tensor:
+                     mask_id: int, device, bonus: Optional[Tensor] = None,
+                     subwords: Optional[CopySubwords] = None) -> Tensor:
     """Masked-diffusion decoding: `cfg.steps` passes over max_new_tokens [MASK]s (split evenly
     over the semi-autoregressive blocks of `cfg.block_length`, left to right, LLaDA). Each pass
     predicts every position of the current block (argmax, or `sample_from` when do_sample);
@@ -545,7 +590,8 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
     each content token banned for the positions after it (`_distinct_predictions`, greedy only),
     so parallel commits cannot write one twice.
     With collapse_repeats, a token repeated in a row is kept once (the rest move left).
-    bonus: (B, vocab) added to every position's scores at every pass (see `copy_bonus`).
+    bonus: (B, vocab) added to every position's scores at every pass (see `copy_bonus`);
+    subwords: `copy_subwords`' tables (`CopySubwords.apply_block`).
     Returns (B, n): up to each row's first EOS, pad after it."""
     length = cfg.max_new_tokens
     block = cfg.block_length or length
@@ -569,6 +615,8 @@ def diffusion_sample(state: DiffusionState, batch: int, cfg: GenerationConfig, e
                 scores.add_(bonus[:, None, :])
             if cfg.min_new_tokens > start:
                 scores[:, :cfg.min_new_tokens - start, eos] = float("-inf")
+            if subwords is not None:
+                subwords.apply_block(scores, x, start, mask_id)
             if content is not None:  # content words already in the block are not predicted again
                 present = torch.zeros(batch, scores.shape[-1], dtype=torch.bool, device=device)
                 present.scatter_(1, x, True)
@@ -656,9 +704,9 @@ def _check_decoding_arguments(model, cfg: GenerationConfig, diffusion: bool) -> 
             if bad:
                 raise ValueError(f"{name}={getattr(cfg, name)!r}: not supported by diffusion decoding "
                                  "(an encoder-only bidirectional model)")
-        if cfg.copy_subwords:
-            raise ValueError("copy_subwords=True: not supported by diffusion decoding, which commits pieces "
-                             "out of order")
+        if cfg.copy_subwords and cfg.remask:
+            raise ValueError("copy_subwords=True: not supported with remask=True (a re-masked piece would "
+                             "leave the pieces after it without their word)")
         if cfg.no_repeat_content_words and cfg.do_sample:
             raise ValueError("no_repeat_content_words=True: diffusion decoding applies it to greedy predictions "
                              "only (do_sample=False)")
@@ -707,6 +755,8 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
         token_type_ids = token_type_ids.to(device)
     batch, k = input_ids.shape[0], cfg.num_beams
     bonus = copy_bonus(input_ids, attention_mask, cfg.copy_bias, c, c.vocab_size, k)  # diffusion: k == 1
+    subwords = CopySubwords(cfg.word_vocab, input_ids, attention_mask, k, c.vocab_size) \
+        if cfg.copy_subwords else None
     was_training = model.training
     model.eval()
     try:
@@ -718,10 +768,10 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
             state = DiffusionState(model, input_ids, attention_mask, token_type_ids, cfg.max_new_tokens,
                                    cfg.use_cache)
             if not state.use_cache:
-                return diffusion_sample(state, batch, cfg, eos, pad, c.mask_token_id, device, bonus)
+                return diffusion_sample(state, batch, cfg, eos, pad, c.mask_token_id, device, bonus, subwords)
             # every cached pass feeds the same block: let MKL pack the weights for its rows
             with packing.packed_for(model, batch * cfg.max_new_tokens):
-                return diffusion_sample(state, batch, cfg, eos, pad, c.mask_token_id, device, bonus)
+                return diffusion_sample(state, batch, cfg, eos, pad, c.mask_token_id, device, bonus, subwords)
         if model.decoder is not None:
             if cfg.max_new_tokens + 1 > c.max_position_embeddings:
                 raise ValueError(f"max_new_tokens={cfg.max_new_tokens} exceeds the decoder's "
@@ -742,8 +792,6 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                                      cfg.use_cache, bool(mp), k)
             fed = 2 if mp else 1  # mask-predict feeds the last token and a [MASK]
         strategy = greedy_or_sample if k == 1 else beam_search
-        subwords = CopySubwords(cfg.word_vocab, input_ids, attention_mask, k, c.vocab_size) \
-            if cfg.copy_subwords else None
         if not cfg.use_cache:
             return strategy(state, batch, cfg, eos, pad, device, bonus, subwords)
         # every cached step feeds the same number of rows: let MKL pack the generating weights

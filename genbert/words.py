@@ -119,7 +119,8 @@ class WordVocab:
         return self._content
 
     # ------------------------------------------------------------------ words of a token sequence
-    def _kind(self, i: int) -> int:
+    def kind(self, i: int) -> int:
+        """START, CONT or SEP (an id beyond the vocabulary separates)."""
         return self.kinds[i] if 0 <= i < len(self.kinds) else SEP
 
     def split(self, ids: Sequence[int]) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
@@ -128,7 +129,7 @@ class WordVocab:
         words: list[tuple[int, ...]] = []
         cur: list[int] = []
         for i in ids:
-            k = self._kind(i)
+            k = self.kind(i)
             if k == CONT:
                 cur.append(i)
                 continue

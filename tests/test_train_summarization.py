@@ -90,7 +90,7 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     assert (model.decoder is not None) == (scheme == "encoder-decoder")
     assert model.config.mask_scheme == {"prefix": "prefix", "causal": "causal"}.get(scheme, "bidirectional")
     settings = json.loads((out / "final" / "generation.json").read_text())
-    decoding = {"steps", "order", "block_length", "collapse_repeats", "no_repeat_content_words"} \
+    decoding = {"steps", "order", "block_length", "collapse_repeats", "no_repeat_content_words", "copy_subwords"} \
         if scheme == "bidirectional" else {
         "num_beams", "no_repeat_ngram_size", "no_repeat_word_ngram_size", "no_repeat_content_words",
         "length_penalty", "copy_subwords"}
@@ -329,15 +329,12 @@ def test_copy_prior_default_follows_the_task_and_scheme():
 
 
 def test_copy_subwords_default_follows_the_task_and_scheme():
-    """Summarization by the autoregressive schemes copies multi-piece words from the source (chosen
-    on validation); translation does not; diffusion neither stores nor accepts it."""
+    """Summarization copies multi-piece words from the source (chosen on validation), every scheme;
+    translation does not."""
     from genbert.recipes.seq2seq import Seq2SeqRecipe, build_parser
-    from genbert.recipes.common import UsageError
     default = Seq2SeqRecipe.resolve({})
     assert default.generation_settings("summarization")["copy_subwords"] is True
     assert default.generation_settings("translation")["copy_subwords"] is False
     off = build_parser().parse_args(["--no-copy-subwords"])
     assert Seq2SeqRecipe.resolve({"copy_subwords": off.copy_subwords}).generation_settings()["copy_subwords"] is False
-    assert "copy_subwords" not in Seq2SeqRecipe.resolve({"scheme": "bidirectional"}).generation_settings()
-    with pytest.raises(UsageError, match="--copy-subwords"):
-        Seq2SeqRecipe.resolve({"scheme": "bidirectional", "copy_subwords": True}).check()
+    assert Seq2SeqRecipe.resolve({"scheme": "bidirectional"}).generation_settings()["copy_subwords"] is True

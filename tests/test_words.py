@@ -179,11 +179,11 @@ def _invented(row, source, eos=2):
             and not (cut and i == len(words) - 1 and w in table.next)]
 
 
-@pytest.mark.parametrize("strategy", ["greedy", "beam"])
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind, strategy", [(k, s) for k in sorted(KINDS) for s in ("greedy", "beam")]
+                         + [("diffusion", "greedy")])
 def test_copy_subwords_only_spells_source_words(kind, strategy):
     torch.manual_seed(0)
-    model = GenBert(tiny_config(**KINDS[kind])).eval()
+    model = GenBert(tiny_config(**KINDS.get(kind, dict(mask_scheme="bidirectional")))).eval()
     for p in model.parameters():  # wide weights: varied outputs, and plenty of continuation pieces
         torch.nn.init.normal_(p, std=0.2)
     ids, am = padded_batch([12, 9, 5, 11], low=4, seed=3)
@@ -191,16 +191,43 @@ def test_copy_subwords_only_spells_source_words(kind, strategy):
 
     def gen(ids, am, **kw):
         # the copy prior and no token twice keep the tiny model from writing one token over and over
+        if kind == "diffusion":  # (diffusion: pieces committed in any order, words grown left to right)
+            return model.generate(ids, am, max_new_tokens=12, steps=6, word_vocab=VOCAB, copy_bias=2.0,
+                                  no_repeat_content_words=True, collapse_repeats=False, **kw)
         return model.generate(ids, am, max_new_tokens=12, word_vocab=VOCAB, copy_bias=2.0, no_repeat_ngram_size=1,
                               **STRATEGIES[strategy], **kw)
 
     plain, copied = gen(ids, am), gen(ids, am, copy_subwords=True)
     assert any(_invented(r, s) for r, s in zip(plain.tolist(), sources))  # the test can fail
     assert not any(_invented(r, s) for r, s in zip(copied.tolist(), sources))
-    assert any(len(w) > 1 for r in copied.tolist() for w in _words(r))  # and still copies some
+    if kind != "diffusion":  # (the tiny diffusion model writes no source word whole: test_copy_subwords_in_a_block)
+        assert any(len(w) > 1 for r in copied.tolist() for w in _words(r))  # and still copies some
     assert torch.equal(copied, gen(ids, am, copy_subwords=True, use_cache=False))
     alone = gen(ids[2:3, :5], am[2:3, :5], copy_subwords=True)  # a padded row gets what it gets alone
     assert alone[0].tolist() == [t for t in copied[2].tolist()][:alone.shape[1]]
+
+
+def test_copy_subwords_in_a_block():
+    """Diffusion: a continuation piece only right after a written piece, along a source word."""
+    from genbert.generation import CopySubwords
+    m = 3  # [MASK]
+    src = torch.tensor([[1, 30, 80, 81, 10, 31, 82, 2]])  # w30x80x81 the w31x82
+    sub = CopySubwords(VOCAB, src, torch.ones_like(src), 1, 99)
+    cont = [i for i in range(99) if VOCAB.kinds[i] == CONT]
+
+    def allowed(row, start=0):
+        scores = torch.zeros(1, len(row) - start, 99)
+        sub.apply_block(scores, torch.tensor([row]), start, m)
+        return [set(torch.isfinite(scores[0, j]).nonzero().flatten().tolist()) for j in range(scores.shape[1])]
+
+    a = allowed([30, m, m, 10, m])
+    assert a[1] & set(cont) == {80} and 31 in a[1]  # after "w30": its next piece, or a new word
+    assert not a[2] & set(cont) and not a[4] & set(cont)  # after a masked position, after "the"
+    assert a[0] == set(range(99))  # written positions are left alone
+    assert allowed([30, 80, m])[2] == {81}  # "w30x80" is no source word: it must go on
+    assert not allowed([30, m, 10])[1] & set(cont)  # "w30x80" would be cut short by the written "the"
+    assert allowed([31, m, 10])[1] & set(cont) == {82}  # "w31x82" is a whole source word
+    assert allowed([m, 30, 80, m], start=2)[1] == {81}  # the block starts after the word's first piece
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -223,8 +250,8 @@ def test_diffusion_takes_content_words_not_word_ngrams():
     ids, am = padded_batch([5], low=4)
     with pytest.raises(ValueError, match="not supported by diffusion"):
         model.generate(ids, am, max_new_tokens=4, word_vocab=VOCAB, no_repeat_word_ngram_size=2)
-    with pytest.raises(ValueError, match="copy_subwords"):
-        model.generate(ids, am, max_new_tokens=4, word_vocab=VOCAB, copy_subwords=True)
+    with pytest.raises(ValueError, match="copy_subwords.*remask"):
+        model.generate(ids, am, max_new_tokens=4, word_vocab=VOCAB, copy_subwords=True, remask=True)
     out = model.generate(ids, am, max_new_tokens=4, word_vocab=VOCAB, no_repeat_content_words=True)
     assert out.shape[0] == 1
 

@@ -127,8 +127,8 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
         group="evaluation")
     copy_subwords: Optional[bool] = flag(
         None, "a word of several word pieces must be a word of the source, so names are copied, not made up of "
-              "pieces (default: on for summarization with the autoregressive schemes, chosen on validation; off for "
-              "translation and diffusion; --no-copy-subwords turns it off)", group="evaluation", negatable=True)
+              "pieces (default: on for summarization, chosen on validation; off for translation; --no-copy-subwords "
+              "turns it off)", group="evaluation", negatable=True)
 
     @property
     def seq2seq_objective(self) -> str:
@@ -161,7 +161,7 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
         if self.train is None and self.validation is not None:
             raise UsageError("--validation needs --train (or use --dataset)")
         if self.scheme == "bidirectional":
-            for name in ("no_repeat_word_ngram_size", "copy_subwords"):
+            for name in ("no_repeat_word_ngram_size",):
                 if getattr(self, name):
                     raise UsageError(f"{C.flag_name(name)} does not apply to --scheme bidirectional (diffusion "
                                      "decoding)")
@@ -201,13 +201,13 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
             if task == "summarization" else 0.0
 
     def subword_copying(self, task: str) -> bool:
-        """--copy-subwords, else on for summarization by the autoregressive schemes: it took the BBC
-        validation ROUGE-L of the default from 28.24 to 28.55, and of the five held-out-topic runs
-        +0.47 on average (docs/summarization.md). A translation's source is another language, and
-        diffusion commits pieces out of order."""
+        """--copy-subwords, else on for summarization: it took the BBC validation ROUGE-L of the
+        default from 28.24 to 28.55 (+0.47 on average over six prefix models, +0.37 over seven
+        diffusion models; docs/summarization.md, docs/diffusion.md). A translation's source is
+        another language."""
         if self.copy_subwords is not None:
             return self.copy_subwords
-        return task == "summarization" and self.scheme != "bidirectional"
+        return task == "summarization"
 
     def generation_settings(self, task: str = "summarization") -> dict[str, Any]:
         """What TextGenerator stores in generation.json for this run."""
@@ -217,7 +217,8 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
                   "objective": self.seq2seq_objective, "copy_bias": self.copy_prior(task)}
         if self.scheme == "bidirectional":
             return {**common, "steps": self.diffusion_steps, "order": self.order, "block_length": self.block_length,
-                    "collapse_repeats": self.collapse_repeats, "no_repeat_content_words": content}
+                    "collapse_repeats": self.collapse_repeats, "no_repeat_content_words": content,
+                    "copy_subwords": self.subword_copying(task)}
         return {**common, "num_beams": self.num_beams, "no_repeat_ngram_size": self.no_repeat_ngram_size,
                 "no_repeat_word_ngram_size": self.no_repeat_word_ngram_size,
                 "no_repeat_content_words": content, "length_penalty": self.length_penalty,
