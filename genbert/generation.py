@@ -428,19 +428,8 @@ class CopySubwords:
     def _word_before(self, row: list[int], j: int, mask_id: int) -> Optional[tuple[int, ...]]:
         """The written word that ends just before position j (its pieces), or None: a masked or
         separating left neighbour, or a word whose start is still masked."""
-        word: list[int] = []
-        i = j - 1
-        while i >= 0 and row[i] != mask_id:
-            kind = self.vocab.kind(row[i])
-            if kind == CONT_KIND:
-                word.append(row[i])
-            elif kind == START_KIND:
-                word.append(row[i])
-                return tuple(reversed(word))
-            else:
-                return None
-            i -= 1
-        return None
+        word = self.vocab.split(row[:j])[1]
+        return word if word and self.vocab.kind(word[0]) == START_KIND and mask_id not in word else None
 
 
 # ---------------------------------------------------------------------- strategies

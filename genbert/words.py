@@ -75,6 +75,7 @@ class WordVocab:
         self.kinds = list(kinds)
         self.surfaces = list(surfaces)
         self._content: Optional[list[bool]] = None
+        self._continuations: Optional[list[int]] = None
 
     def __len__(self) -> int:
         return len(self.kinds)
@@ -106,8 +107,11 @@ class WordVocab:
         return cls.from_tokens(tokens, sorted(tokenizer.special_ids), tokenizer.kind == "sentencepiece")
 
     def continuation_ids(self) -> list[int]:
-        """The ids of the tokens that continue a word (``##ing``; a sentencepiece piece without ``▁``)."""
-        return [i for i, k in enumerate(self.kinds) if k == CONT]
+        """The ids of the tokens that continue a word (``##ing``; a sentencepiece piece without
+        ``▁``). Computed once per vocabulary, not once per generate call."""
+        if self._continuations is None:
+            self._continuations = [i for i, k in enumerate(self.kinds) if k == CONT]
+        return self._continuations
 
     def content_tokens(self) -> list[bool]:
         """Per id: a token that starts a word and is a content word by itself ("profits", not
@@ -211,4 +215,4 @@ class SourceWords:
     def allowed(self, open_word: tuple[int, ...]) -> tuple[list[int], bool]:
         """(the continuation pieces allowed after ``open_word``, whether the word may end here)."""
         must_go_on = len(open_word) >= 2 and open_word not in self.whole and open_word in self.next
-        return self.next.get(open_word, []) if open_word else [], not must_go_on
+        return self.next.get(open_word, []), not must_go_on

@@ -214,15 +214,14 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
         content = self.content_word_blocking(task)
         common = {"max_source_length": self.max_source_length, "max_target_length": self.max_target_length,
                   "max_new_tokens": self.max_target_length, "scheme": self.scheme,
-                  "objective": self.seq2seq_objective, "copy_bias": self.copy_prior(task)}
+                  "objective": self.seq2seq_objective, "copy_bias": self.copy_prior(task),
+                  "copy_subwords": self.subword_copying(task)}
         if self.scheme == "bidirectional":
             return {**common, "steps": self.diffusion_steps, "order": self.order, "block_length": self.block_length,
-                    "collapse_repeats": self.collapse_repeats, "no_repeat_content_words": content,
-                    "copy_subwords": self.subword_copying(task)}
+                    "collapse_repeats": self.collapse_repeats, "no_repeat_content_words": content}
         return {**common, "num_beams": self.num_beams, "no_repeat_ngram_size": self.no_repeat_ngram_size,
                 "no_repeat_word_ngram_size": self.no_repeat_word_ngram_size,
-                "no_repeat_content_words": content, "length_penalty": self.length_penalty,
-                "copy_subwords": self.subword_copying(task)}
+                "no_repeat_content_words": content, "length_penalty": self.length_penalty}
 
     def default_output_dir(self) -> Path:
         from ..data.sources import describe
