@@ -159,6 +159,88 @@ def test_collator_bad_arguments(bad, name):
         DiffusionCollator(IDS, **{"max_target_length": 4, **bad})
 
 
+@pytest.mark.parametrize("lengths", [(9, 6, 3), (5, 5)])
+def test_source_blocks_with_one_copy_is_source_block(lengths):
+    ids, am = padded_batch(list(lengths), low=5, seed=1)
+    types = torch.zeros_like(ids)
+    for i, n in enumerate(lengths):
+        types[i, n - 2:n] = 1  # the last two real tokens form the block
+    assert torch.equal(masks.source_blocks(am, types), masks.source_block(ids, am, types))
+
+
+@pytest.mark.parametrize("complementary", [False, True])
+def test_copies_layout_rates_and_weights(complementary):
+    pairs = [(list(range(5, 5 + s)), list(range(40, 40 + k))) for s, k in ((3, 4), (7, 1), (1, 6), (5, 0))] * 4
+    n, k = 6, 4
+    out, t = DiffusionCollator(IDS, max_target_length=n, generator=gen(2), copies=k,
+                               complementary=complementary).collate_with_times(pairs)
+    assert t.shape == (len(pairs), k) and ((t >= 1e-3) & (t < 1)).all()
+    picked = out["labels"] != IGNORE_INDEX
+    for i, (src, tgt) in enumerate(pairs):
+        s = len(src) + 2
+        block = [*tgt, *[2] * (n - len(tgt))]
+        assert out["token_type_ids"][i, :s + k * n].tolist() == [0] * s + [1] * (k * n)
+        assert out["position_ids"][i, :s + k * n].tolist() == [*range(s), *[*range(s, s + n)] * k]
+        assert not picked[i, :s].any() and not picked[i, s + k * n:].any()
+        for j in range(k):
+            cols = slice(s + j * n, s + (j + 1) * n)
+            lab, inp, w = out["labels"][i, cols], out["input_ids"][i, cols], out["label_weights"][i, cols]
+            p = picked[i, cols]
+            assert lab[p].tolist() == [b for b, q in zip(block, p.tolist()) if q]
+            assert inp[~p].tolist() == [b for b, q in zip(block, p.tolist()) if not q]
+            # each copy's own ELBO weight 1/(t_j * L), and the copies of a row averaged
+            assert torch.equal(w[p], torch.full_like(w[p], float(1.0 / (t[i, j] * n * k))))
+            assert (w[~p] == 0).all()
+        if complementary:  # pairs: t and 1 - t, and the second masks exactly what the first left
+            for j in range(0, k, 2):
+                assert abs(float(t[i, j] + t[i, j + 1]) - 1) < 1e-12
+                a = picked[i, s + j * n:s + (j + 1) * n]
+                b = picked[i, s + (j + 1) * n:s + (j + 2) * n]
+                assert torch.equal(a, ~b)
+    am = torch.zeros_like(out["input_ids"])
+    for i, (src, _) in enumerate(pairs):
+        am[i, :len(src) + 2 + k * n] = 1
+    copy = torch.zeros_like(am)
+    for i, (src, _) in enumerate(pairs):
+        s = len(src) + 2
+        copy[i, s:s + k * n] = torch.arange(1, k + 1).repeat_interleave(n)
+    assert torch.equal(out["attention_mask"], masks.source_blocks(am, copy))
+    if not complementary:  # independent copies: strata over every (row, copy)
+        strata = torch.floor((t.flatten() - 1e-3) / (1 - 1e-3) * t.numel()).long().sort().values
+        assert torch.equal(strata, torch.arange(t.numel()))
+
+
+def test_each_copy_is_trained_as_if_alone():
+    """The logits of copy j equal those of a one-copy row holding copy j's inputs: copies never
+    see each other, and each sits where generation writes the block."""
+    model = _model(seed=3, initializer_range=0.2)
+    pairs = [([5, 6, 7], [8, 9, 10]), ([11], [12, 13, 14, 15]), ([16, 17, 18, 19, 20], [21])]
+    n, k = 5, 3
+    out = DiffusionCollator(IDS, max_target_length=n, generator=gen(0), copies=k)(pairs)
+    with torch.no_grad():
+        logits = model(**{**out, "labels": None}).logits
+        differ = False
+        for i, (src, _) in enumerate(pairs):
+            s = len(src) + 2
+            for j in range(k):
+                row = torch.cat([out["input_ids"][i, :s], out["input_ids"][i, s + j * n:s + (j + 1) * n]])[None]
+                types = torch.tensor([[0] * s + [1] * n])
+                alone = model(row, token_type_ids=types, attention_mask=masks.source_block(row, None, types)).logits
+                got = logits[i, s + j * n:s + (j + 1) * n]
+                torch.testing.assert_close(got, alone[0, s:], rtol=1e-5, atol=1e-5)
+                differ |= j > 0 and not torch.allclose(got, logits[i, s:s + n])
+        assert differ  # the copies are masked differently, so they are predicted differently
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(copies=0), "copies"), (dict(copies=3, complementary=True), "even"),
+    (dict(copies=2, attention="bidirectional"), "source-block"), (dict(complementary=True, copies=2, eps=0.5), "eps"),
+])
+def test_copies_bad_arguments(bad, match):
+    with pytest.raises(ValueError, match=match):
+        DiffusionCollator(IDS, **{"max_target_length": 4, **bad})
+
+
 # ----------------------------------------------------------------------------- weighted loss
 
 
