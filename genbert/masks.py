@@ -103,16 +103,6 @@ def source_block(input_ids: Tensor, attention_mask: Optional[Tensor] = None,
     return _no_empty_rows(keys & (~is_block[:, None, :] | is_block[:, :, None]))
 
 
-def source_blocks(attention_mask: Tensor, blocks: Tensor) -> Tensor:
-    """Masked diffusion training with K noised copies of the target block after one source.
-    ``attention_mask`` (B, T): 1 for real tokens; ``blocks`` (B, T) long: 0 for the source (and
-    padding), j >= 1 for copy j. A source token sees the source; a token of copy j sees the
-    source and copy j in both directions, never another copy, so each copy is trained as if it
-    were alone while the source is encoded once. With one copy this is :func:`source_block`."""
-    q, k = blocks[:, :, None], blocks[:, None, :]
-    return _no_empty_rows(attention_mask.bool()[:, None, :] & ((k == 0) | (k == q)))
-
-
 def pseudo_mask(segments: Tensor, index: Tensor) -> Tensor:
     """The s2s-ft (pseudo-mask) layout. ``segments`` (B, T) long: 0 = source, 1 = real target,
     2 = pseudo mask ([MASK] standing in for a target), 3 = padding. ``index`` (B, T) long: the

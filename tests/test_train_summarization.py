@@ -70,7 +70,7 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     extra = ["--eval-each-epoch", "--objective", objective] if scheme == "prefix" else []
     words = ["--no-repeat-word-ngram-size", "2", "--no-repeat-content-words"] if scheme == "causal" else []
     if scheme == "bidirectional":  # room to fit: the block shrinks to the longest target and its end token
-        extra = ["--max-target-length", "20", "--diffusion-copies", "2", "--diffusion-complementary"]
+        extra = ["--max-target-length", "20"]
     proc = run("--train", str(train), "--validation", str(val), "--output-dir", str(out), "--scheme", scheme,
                "--max-steps", "4", "--save-steps", "2", *TINY, *extra, *words)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -105,8 +105,6 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
         block = min(20, max(len(tok.encode(t, add_special_tokens=False)) for t in targets if t) + 1)
         assert block < 20 and f"note: diffusion block of {block} tokens" in proc.stdout
         assert settings["steps"] == -(-block // 2)
-        recipe = json.loads((out / "run_config.json").read_text())
-        assert (recipe["diffusion_copies"], recipe["diffusion_complementary"]) == (2, True)
     assert settings["scheme"] == scheme and settings["objective"] == objective and settings["max_new_tokens"] == block
     if scheme != "bidirectional":  # word n-grams: off unless asked for; content words: on for summarization
         assert (settings["no_repeat_word_ngram_size"], settings["no_repeat_content_words"]) == (
@@ -214,8 +212,6 @@ def test_bad_data_files(tmp_path, data, capsys, case):
     (["--resume", "--overwrite"], "not allowed with argument"),
     (["--scheme", "bidirectional", "--no-repeat-word-ngram-size", "2", "--train", "{train}", "--validation",
       "{val}"], "--no-repeat-word-ngram-size does not apply to --scheme bidirectional"),
-    (["--scheme", "bidirectional", "--diffusion-copies", "3", "--diffusion-complementary", "--train", "{train}",
-      "--validation", "{val}"], "--diffusion-copies must be even"),
     (["--no-repeat-word-ngram-size", "-1", "--train", "{train}", "--validation", "{val}"],
      "--no-repeat-word-ngram-size=-1: must be >= 0"),
     (["--copy-bias", "nan", "--train", "{train}", "--validation", "{val}"], "--copy-bias=nan: must be a finite number"),

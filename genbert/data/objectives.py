@@ -866,87 +866,55 @@ class DiffusionCollator(_Randomized):
 
     def __init__(self, ids: SpecialIds, max_source_length: Optional[int] = None, max_target_length: int = 64,
                  generator: Optional[torch.Generator] = None, eps: float = 1e-3, replace: str = "mask",
-                 attention: str = "source-block", weight: str = "elbo", copies: int = 1,
-                 complementary: bool = False) -> None:
+                 attention: str = "source-block", weight: str = "elbo") -> None:
         super().__init__(generator)
         if not isinstance(max_target_length, int) or max_target_length < 1:
             raise ValueError(f"max_target_length must be an int >= 1 (the block length), got {max_target_length!r}")
-        if not 0.0 < eps < (0.5 if complementary else 1.0):
-            raise ValueError(f"eps must be in (0, {0.5 if complementary else 1}), got {eps}")
+        if not 0.0 < eps < 1.0:
+            raise ValueError(f"eps must be in (0, 1), got {eps}")
         if replace not in DIFFUSION_REPLACE:
             raise ValueError(f"replace must be one of {DIFFUSION_REPLACE}, got {replace!r}")
         if attention not in DIFFUSION_ATTENTION:
             raise ValueError(f"attention must be one of {DIFFUSION_ATTENTION}, got {attention!r}")
         if weight not in DIFFUSION_WEIGHTS:
             raise ValueError(f"weight must be one of {DIFFUSION_WEIGHTS}, got {weight!r}")
-        if not isinstance(copies, int) or copies < 1:
-            raise ValueError(f"copies must be an int >= 1, got {copies!r}")
-        if copies > 1 and attention != "source-block":
-            raise ValueError("copies > 1 needs attention='source-block' (under 'bidirectional' the source "
-                             "would see every copy)")
-        if complementary and copies % 2:
-            raise ValueError(f"complementary masking pairs the copies: copies must be even, got {copies}")
         self.ids, self.eps, self.replace, self.attention, self.weight = ids, eps, replace, attention, weight
-        self.copies, self.complementary = copies, complementary
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
 
     def __call__(self, examples: Sequence[Any]) -> dict[str, Any]:
         return self.collate_with_times(examples)[0]
 
-    def _times(self, rows: int, g: Optional[torch.Generator]) -> Tensor:
-        """(rows, copies) float64 masking rates. Complementary pairs take t in [eps, 1 - eps) and 1 - t."""
-        k = self.copies
-        if not self.complementary:
-            return diffusion_times(rows * k, self.eps, g).view(rows, k)
-        t = diffusion_times(rows * k // 2, self.eps, g).view(rows, k // 2)
-        t = self.eps + (t - self.eps) * (1.0 - 2.0 * self.eps) / (1.0 - self.eps)
-        return torch.stack([t, 1.0 - t], dim=-1).view(rows, k)
-
     def collate_with_times(self, examples: Sequence[Any]) -> tuple[dict[str, Any], Tensor]:
-        """``(batch, t)``: the batch and the masking rates, (B,) float64 (one copy) or (B, copies)."""
-        ids, g, n, k = self.ids, self._rng(), self.max_target_length, self.copies
-        rows, copy_of = [], []
+        """``(batch, t)``: the batch and the (B,) float64 masking rate of each row."""
+        ids, g, n = self.ids, self._rng(), self.max_target_length
+        rows, types = [], []
         for src, tgt in _source_target_pairs(examples, self.max_source_length, n):
-            block = [*tgt, *[ids.sep] * (n - len(tgt))]
-            rows.append([ids.cls, *src, ids.sep, *block * k])
-            copy_of.append([0] * (len(src) + 2) + [j for j in range(1, k + 1) for _ in range(n)])
+            rows.append([ids.cls, *src, ids.sep, *tgt, *[ids.sep] * (n - len(tgt))])
+            types.append([0] * (len(src) + 2) + [1] * n)
         input_ids = _pad(rows, ids.pad)
-        copy = _pad(copy_of, 0)  # (B, T): 0 source / padding, j = copy j of the block
-        in_block = copy > 0
-        token_type_ids = in_block.long()
+        token_type_ids = _pad(types, 0)
         attn = _pad([[1] * len(r) for r in rows], 0)
-        t = self._times(len(rows), g)
-        rate = t.gather(1, (copy - 1).clamp(min=0))  # (B, T) the rate of each position's copy
-        u = torch.rand(input_ids.shape, generator=g, dtype=torch.float64)
-        if self.complementary:  # copy 2j masks exactly what copy 2j-1 left: u' = 1 - u of its partner
-            pos = torch.arange(input_ids.shape[1])
-            second = in_block & (copy % 2 == 0)
-            partner = torch.where(second, pos - n, pos)
-            u = torch.where(second, 1.0 - u.gather(1, partner), u)
-        picked = (u < rate) & in_block
+        in_block = token_type_ids.bool()
+        t = diffusion_times(len(rows), self.eps, g)
+        picked = (torch.rand(input_ids.shape, generator=g, dtype=torch.float64) < t[:, None]) & in_block
         inputs = input_ids.masked_fill(picked, ids.mask)
         if self.replace == "80/10/10":
-            r = torch.rand(input_ids.shape, generator=g)
+            u = torch.rand(input_ids.shape, generator=g)
             pool = ids.random_pool
             random_tokens = pool[torch.randint(len(pool), input_ids.shape, generator=g)]
-            inputs = torch.where(picked & (r >= 0.8) & (r < 0.9), random_tokens, inputs)
-            inputs = torch.where(picked & (r >= 0.9), input_ids, inputs)
+            inputs = torch.where(picked & (u >= 0.8) & (u < 0.9), random_tokens, inputs)
+            inputs = torch.where(picked & (u >= 0.9), input_ids, inputs)
         if self.weight == "elbo":
-            weights = (1.0 / (rate * n * k)).float()
-        else:  # each copy of a row counts 1/copies, spread over its masked tokens
-            counts = torch.zeros(len(rows), k + 1, dtype=torch.long).scatter_add_(1, copy, picked.long())
-            weights = (1.0 / (counts.clamp(min=1) * k)).float().gather(1, copy)
+            weights = (1.0 / (t * n)).float()[:, None].expand_as(input_ids)
+        else:
+            weights = (1.0 / picked.sum(1).clamp(min=1)).float()[:, None].expand_as(input_ids)
+        mask_fn = masks.source_block if self.attention == "source-block" else masks.bidirectional
         batch = {
             "input_ids": inputs,
             "token_type_ids": token_type_ids,
-            "attention_mask": (masks.source_block(input_ids, attn, token_type_ids) if self.attention == "source-block"
-                               else masks.bidirectional(input_ids, attn, token_type_ids)),
+            "attention_mask": mask_fn(input_ids, attn, token_type_ids),
             "labels": input_ids.masked_fill(~picked, IGNORE_INDEX),
             "shift_labels": False,
             "label_weights": torch.where(picked, weights, torch.zeros_like(weights)),
         }
-        if k > 1:  # every copy sits where generation writes the block: right after the source
-            offset = ((copy - 1).clamp(min=0) * n) * in_block
-            batch["position_ids"] = torch.arange(input_ids.shape[1])[None] - offset
-            batch["attention_mask"] = masks.source_blocks(attn, copy)
-        return batch, (t[:, 0] if k == 1 else t)
+        return batch, t

@@ -32,8 +32,7 @@ ENCODE_BATCH = 1000  # pairs tokenized at a time
 # the copy prior summarization decodes with by default (GenerationConfig.copy_bias), chosen on the BBC
 # validation split for the default way (prefix pseudo-mask) and for masked diffusion (docs/summarization.md)
 COPY_BIAS = {"autoregressive": 2.5, "bidirectional": 2.0}
-DIFFUSION_ONLY = ("diffusion_mask", "diffusion_replace", "diffusion_weight", "diffusion_copies",
-                  "diffusion_complementary", "fit_block")  # --scheme bidirectional's
+DIFFUSION_ONLY = ("diffusion_mask", "diffusion_replace", "diffusion_weight", "fit_block")  # --scheme bidirectional's
 WARMUP_MAX_DOCUMENTS = 20_000  # the MLM warm-up reads at most this many training sources (a few epochs' worth)
 # what a run writes into its output directory (removed by --overwrite; nothing else is touched)
 RUN_ARTIFACTS = (FINAL, C.TOKENIZER_DIR, C.RUN_CONFIG, "log.jsonl", "loss.png", "metrics.json",
@@ -80,12 +79,6 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
     diffusion_weight: str = flag("elbo", "bidirectional: a masked token's loss weight: elbo (1/(t*L), MDLM / LLaDA) "
                                          "or mean (the mean over the row's masked tokens, Mask-Predict)",
                                  group="model", choices=("elbo", "mean"))
-    diffusion_copies: int = flag(1, "bidirectional: noised copies of each target block trained per source, each "
-                                    "seeing the source and itself (the source is encoded once for all)",
-                                 group="model", min=1)
-    diffusion_complementary: bool = flag(False, "bidirectional: pair the copies so that the second masks exactly "
-                                                "the tokens the first left (rates t and 1-t): every block token "
-                                                "is trained once per pair", group="model", negatable=True)
     random_weights: bool = flag(False, "keep --init's architecture and vocabulary but draw every weight anew "
                                        "(the no-pretraining control)", group="model")
     # a fresh MLM head (all-MiniLM-L6-v2 has none) learns to predict tokens before seq2seq training
@@ -172,12 +165,6 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
                 if getattr(self, name):
                     raise UsageError(f"{C.flag_name(name)} does not apply to --scheme bidirectional (diffusion "
                                      "decoding)")
-            if self.diffusion_complementary and self.diffusion_copies % 2:
-                raise UsageError(f"--diffusion-complementary pairs the copies: --diffusion-copies must be even, "
-                                 f"got {self.diffusion_copies}")
-            if self.diffusion_copies > 1 and self.diffusion_mask != "source-block":
-                raise UsageError("--diffusion-copies > 1 needs --diffusion-mask source-block (under bidirectional "
-                                 "the source would see every copy)")
             steps = self.diffusion_steps
             if steps > self.max_target_length:
                 raise UsageError(f"--steps={steps}: must be <= --max-target-length={self.max_target_length}")
@@ -322,8 +309,7 @@ def make_collator(recipe: Seq2SeqRecipe, tokenizer):
         return DiffusionCollator(SpecialIds.from_tokenizer(tokenizer), recipe.max_source_length - 2,
                                  recipe.max_target_length, generator=torch.Generator().manual_seed(recipe.seed),
                                  replace=recipe.diffusion_replace, attention=recipe.diffusion_mask,
-                                 weight=recipe.diffusion_weight, copies=recipe.diffusion_copies,
-                                 complementary=recipe.diffusion_complementary)
+                                 weight=recipe.diffusion_weight)
     kw = {"mask_prob": recipe.mask_prob} if recipe.seq2seq_objective == "masked-target" else {}
     return Seq2SeqCollator(SpecialIds.from_tokenizer(tokenizer), recipe.seq2seq_objective,
                            recipe.max_source_length - 2, recipe.max_target_length - 1,
