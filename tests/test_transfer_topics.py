@@ -43,6 +43,24 @@ def test_transfer_topics_resume_and_report(tmp_path):
     assert "| sports | 4 |" in md and "| tech | 4 |" in md and "all topics pooled" in md
     assert "not run yet: business, entertainment, politics" in md
     assert (out / "transfer.png").stat().st_size > 1000
+    assert "seen" not in report
+    # --seen-model: the same articles scored by a model that trained on their topic (any model here)
+    seen_model = work / "tech" / "prefix-pseudo-mask-seed0" / "final"
+    p = _run(*args, "--topics", "sports", "tech", "--seen-model", seen_model, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    seen = json.loads((out / "transfer.json").read_text())["seen"]
+    assert seen["model"] == str(seen_model)
+    # of the first 4 articles of each topic, those in bbc-headlines validation/test: sports 2, tech 1
+    assert [(r["topic"], r["articles"]) for r in seen["rows"]] == [("sports", 2), ("tech", 1)]
+    tech = seen["rows"][1]  # one article: tech's own run scores it as it did in the report above
+    rec = json.loads(result.read_text())
+    assert tech["unseen_rougeL"] == rec["test"]["per_example"][2]
+    assert tech["lead10_rougeL"] == rec["baseline_per_example"]["test"][2]
+    d = tech["seen_minus_unseen"]
+    assert abs(d["difference"] - (tech["seen_rougeL"] - tech["unseen_rougeL"])) < 1e-9
+    assert "## The same articles, with and without their topic in training" in (out / "transfer.md").read_text()
+    p = _run(*args, "--topics", "tech", "--seen-model", tmp_path / "nothing", cwd=tmp_path)
+    assert p.returncode == 2 and "--seen-model" in p.stderr and "Traceback" not in p.stderr
     # bad input: one line, status 2
     p = _run("--topics", "weather", cwd=tmp_path)
     assert p.returncode == 2 and "--topics" in p.stderr and "Traceback" not in p.stderr

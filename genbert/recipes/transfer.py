@@ -62,8 +62,42 @@ def topic_row(topic: str, results: Sequence[dict[str, Any]], resamples: int) -> 
             "_items": items, "_lead": lead}
 
 
-def assemble(by_topic: dict[str, list[dict[str, Any]]], resamples: int = 1000) -> dict[str, Any]:
-    """The report's data: a row per topic with results, and every topic's articles pooled."""
+def seen_scores(model_dir: Path, wanted: set[str], batch_size: int) -> dict[str, float]:
+    """ROUGE-L of `model_dir`'s headline (its stored decoding) for each article of `wanted` (ids)
+    among the `bbc-headlines` validation and test articles: the articles a model trained on the
+    default split (all five topics) never trained on."""
+    from ..data.datasets import load_named
+    from ..metrics import per_example
+    from ..textgen import TextGenerator
+    recs = [dict(r) for split in ("validation", "test") for r in load_named("bbc-headlines", split)
+            if r["id"] in wanted]
+    if not recs:
+        return {}
+    preds = S.evaluate(TextGenerator.from_pretrained(model_dir), recs, batch_size, task="summarization")[0]
+    return dict(zip([r["id"] for r in recs], per_example("summarization", preds, [r["target"] for r in recs])))
+
+
+def seen_row(topic: str, ids: Sequence[str], unseen: Sequence[float], lead: Sequence[float],
+             seen: dict[str, float], resamples: int) -> Optional[dict[str, Any]]:
+    """The same articles scored by a model that trained on their topic (`seen`, by id) and by the
+    held-out run that never saw it (`unseen`, aligned with `ids`), beside lead-10, paired."""
+    from ..metrics import bootstrap
+    keep = [i for i, x in enumerate(ids) if x in seen]
+    if not keep:
+        return None
+    a, u, b = [seen[ids[i]] for i in keep], [unseen[i] for i in keep], [lead[i] for i in keep]
+    diff = lambda x, y: bootstrap("summarization", x, y, resamples=resamples)  # noqa: E731
+    pairs = {"seen_minus_lead10": diff(a, b), "unseen_minus_lead10": diff(u, b), "seen_minus_unseen": diff(a, u)}
+    return {"topic": topic, "articles": len(keep), "seen_rougeL": sum(a) / len(a), "unseen_rougeL": sum(u) / len(u),
+            "lead10_rougeL": sum(b) / len(b),
+            **{k: {"difference": v["difference"], "difference_ci": v["difference_ci"]} for k, v in pairs.items()}}
+
+
+def assemble(by_topic: dict[str, list[dict[str, Any]]], resamples: int = 1000,
+             seen: Optional[tuple[str, dict[str, float], dict[str, list[str]]]] = None) -> dict[str, Any]:
+    """The report's data: a row per topic with results, and every topic's articles pooled. `seen`:
+    (model name, its ROUGE-L by article id, each topic's test article ids), for the comparison of
+    the same articles with and without their topic in training."""
     from ..metrics import bootstrap
     rows = [topic_row(t, rs, resamples) for t, rs in by_topic.items() if rs]
     report: dict[str, Any] = {"rows": rows, "bar": {"difference": BAR[0], "interval_above": BAR[1]}}
@@ -79,6 +113,10 @@ def assemble(by_topic: dict[str, list[dict[str, Any]]], resamples: int = 1000) -
                       command=first.get("command"))
         report["meets_bar"] = len(rows) == len(BBC_TOPICS) and all(
             r["difference"] >= BAR[0] and r["difference_ci"][0] > BAR[1] for r in rows)
+    if seen is not None:
+        name, scores, ids = seen
+        both = [seen_row(r["topic"], ids[r["topic"]], r["_items"], r["_lead"], scores, resamples) for r in rows]
+        report["seen"] = {"model": name, "rows": [x for x in both if x is not None]}
     for r in rows:
         del r["_items"], r["_lead"]
     return report
@@ -114,6 +152,8 @@ def format_markdown(report: dict[str, Any], references: dict[str, list[str]]) ->
             f" (not run yet: {', '.join(missing)})" if missing else "")
         lines += [f"The headline issue's bar, at least {bar['difference']:+.0f} over lead-10 on every held-out "
                   f"topic with the interval's low end above {bar['interval_above']:+.0f}: **{verdict}**.", ""]
+        if report.get("seen"):
+            lines += _seen_markdown(report["seen"])
         lines += ["## A few headlines per topic (the first three test articles)", "",
                   "| topic | generated | reference |", "|---|---|---|"]
         for r in report["rows"]:
@@ -127,6 +167,21 @@ def format_markdown(report: dict[str, Any], references: dict[str, list[str]]) ->
                                                                        "max_target_length") if k in budget) + ".",
                   "", f"Machine: {report.get('machine')}.", "", f"Command: `{report.get('command')}`", ""]
     return "\n".join(lines)
+
+
+def _seen_markdown(seen: dict[str, Any]) -> list[str]:
+    ci = lambda d: f"{d['difference']:+.2f} [{d['difference_ci'][0]:+.2f}, {d['difference_ci'][1]:+.2f}]"  # noqa: E731
+    lines = ["## The same articles, with and without their topic in training", "",
+             f"`{seen['model']}` trained on all five topics (the default split); on each topic's articles that "
+             "it never trained on (its `bbc-headlines` validation and test articles), it is set beside the "
+             "held-out run above, which never saw the topic. Paired 95% intervals.", "",
+             "| topic | articles | topic seen | topic unseen | lead-10 | seen - lead-10 | unseen - lead-10 | "
+             "seen - unseen |", "|---|---|---|---|---|---|---|---|"]
+    for r in seen["rows"]:
+        lines.append(f"| {r['topic']} | {r['articles']} | {r['seen_rougeL']:.2f} | {r['unseen_rougeL']:.2f} | "
+                     f"{r['lead10_rougeL']:.2f} | {ci(r['seen_minus_lead10'])} | {ci(r['unseen_minus_lead10'])} | "
+                     f"**{ci(r['seen_minus_unseen'])}** |")
+    return lines + [""]
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -161,6 +216,9 @@ def build_parser(prog: str = PROG, doc: str = "") -> Any:
     g.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: --seed)")
     g.add_argument("--output-dir", type=Path, default=Path("docs"), help="transfer.md, .json, .png (default docs)")
     g.add_argument("--results-dir", type=Path, help="one directory of results per topic (default OUTPUT/transfer)")
+    g.add_argument("--seen-model", type=Path, help="a model trained on the default split (all five topics, e.g. the "
+                                                   "README run's final/): scores each topic's articles it never "
+                                                   "trained on, beside the run that never saw the topic")
     X.add_run_arguments(g, Path("runs/transfer"))
     C.add_recipe_arguments(p, S.Seq2SeqRecipe, exclude=("dataset", "train", "validation", "train_split",
                                                         "validation_split", "scheme", "objective", "decoder_init",
@@ -178,6 +236,8 @@ def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> i
         from ..io import write_json, write_text
         explicit = C.explicit_values(args, S.Seq2SeqRecipe)
         C.check_device(args.device)
+        if args.seen_model is not None and not (args.seen_model / "config.json").is_file():
+            raise C.UsageError(f"--seen-model {args.seen_model}: not a model directory (no config.json)")
         (way,) = X.parse_ways(args.way)
         seeds = args.seeds or [explicit.get("seed", S.Seq2SeqRecipe.seed)]
         results_dir = args.results_dir or Path(args.output_dir) / "transfer"
@@ -186,7 +246,12 @@ def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> i
                    not args.no_progress, command)
         done = {t: X.load_results(results_dir / t) for t in BBC_TOPICS if (results_dir / t).is_dir()}
         done = {t: [r for r in rs if r["way"] == way.name] for t, rs in done.items()}
-        report = assemble(done, args.resamples)
+        seen = None
+        if args.seen_model is not None:
+            ids = {t: [r["id"] for r in load_named(dataset_of(t), "test")] for t in done}
+            wanted = {x for t, rs in done.items() if rs for x in ids[t][:len(rs[0]["test"]["per_example"])]}
+            seen = (str(args.seen_model), seen_scores(args.seen_model, wanted, 32), ids)
+        report = assemble(done, args.resamples, seen)
         refs = {r["topic"]: [x["target"] for x in load_named(dataset_of(r["topic"]), "test")[:3]]
                 for r in report["rows"]}
         out = Path(args.output_dir)
