@@ -180,11 +180,18 @@ def bootstrap(task: str, items: list[Any], other: Optional[list[Any]] = None, re
     return out
 
 
-def repeated_content_word_share(predictions: list[str]) -> float:
+def repeated_content_word_share(predictions: list[str], stems: bool = False) -> float:
     """Share of `predictions` (0 to 1) in which some content word occurs twice or more:
     case-insensitive, words split at anything but letters and digits ("nhs's nhs" repeats "nhs"),
-    function words and numbers ignored (see `genbert.words.content_words`). 0.0 for no predictions."""
+    function words and numbers ignored (see `genbert.words.content_words`); with `stems`, two
+    words of one Porter stem count as a repeat too ("test ... tests"). 0.0 for no predictions."""
     if not predictions:
         return 0.0
-    repeated = sum(len(set(words)) < len(words) for words in map(content_words, predictions))
+    if stems:
+        from nltk.stem import porter
+        stem = porter.PorterStemmer().stem
+    repeated = 0
+    for words in map(content_words, predictions):
+        keys = [stem(w) for w in words] if stems else words
+        repeated += len(set(keys)) < len(keys)
     return repeated / len(predictions)

@@ -76,6 +76,8 @@ class WordVocab:
         self.surfaces = list(surfaces)
         self._content: Optional[list[bool]] = None
         self._continuations: Optional[list[int]] = None
+        self._stem_mates: Optional[dict[str, list[int]]] = None
+        self._stems: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.kinds)
@@ -121,6 +123,27 @@ class WordVocab:
         if self._content is None:
             self._content = [k == START and is_content_word(s) for k, s in zip(self.kinds, self.surfaces)]
         return self._content
+
+    def stem(self, word: str) -> str:
+        """The Porter stem of a word, as ROUGE stems it ("tests" -> "test")."""
+        if word not in self._stems:
+            if not hasattr(WordVocab, "_porter"):
+                from nltk.stem import porter
+                WordVocab._porter = porter.PorterStemmer()
+            self._stems[word] = WordVocab._porter.stem(word)
+        return self._stems[word]
+
+    def stem_mates(self) -> dict[str, list[int]]:
+        """Stem -> the ids of the tokens that are by themselves a content word of that stem
+        ("test", "tests", "testing"): the words that no_repeat_content_words also blocks once one of
+        them is written. Computed once per vocabulary."""
+        if self._stem_mates is None:
+            mates: dict[str, list[int]] = {}
+            for i, content in enumerate(self.content_tokens()):
+                if content:
+                    mates.setdefault(self.stem(self.surfaces[i]), []).append(i)
+            self._stem_mates = mates
+        return self._stem_mates
 
     # ------------------------------------------------------------------ words of a token sequence
     def kind(self, i: int) -> int:
@@ -179,9 +202,12 @@ class WordVocab:
         for context, after_open in ((closed, True), (words, False)):
             if content_words:
                 for w in context:
-                    head = self.head(w)
-                    if is_content_word(self.text(w)) and allowed_here(head, after_open):
-                        out.add(head[-1])
+                    head, text = self.head(w), self.text(w)
+                    if is_content_word(text):
+                        if allowed_here(head, after_open):
+                            out.add(head[-1])
+                        if after_open:  # nor a one-token word of the same stem ("test" ... "tests")
+                            out.update(self.stem_mates().get(self.stem(text), ()))
             if ngram_size:
                 n = ngram_size
                 if len(context) < n - 1 or not context:

@@ -302,3 +302,13 @@ def test_a_trained_run_is_reused_whatever_the_decoding_flags(tmp_path):
     with pytest.raises(UsageError, match=r"another recipe \(--lr 0.0002 -> 0.001\)"):
         trained_run(tmp_path, replace(recipe, lr=1e-3))  # a finished run is never deleted
     assert trained_run(tmp_path / "none", recipe) is None
+    # a run stored before --freeze-vocabulary existed trained its vocabulary: not today's prefix default
+    del stored["freeze_vocabulary"]
+    (tmp_path / TRAINED).write_text(json.dumps({"recipe": stored, "task": "summarization"}))
+    with pytest.raises(UsageError, match=r"--freeze-vocabulary False -> True"):
+        trained_run(tmp_path, recipe)
+    assert trained_run(tmp_path, replace(recipe, freeze_vocabulary=False)) is not None
+    causal = C.recipe_dict(Seq2SeqRecipe.resolve({"scheme": "causal"}))
+    del causal["freeze_vocabulary"]  # off by default for the causal scheme, before and now
+    (tmp_path / TRAINED).write_text(json.dumps({"recipe": causal, "task": "summarization"}))
+    assert trained_run(tmp_path, Seq2SeqRecipe.resolve({"scheme": "causal"})) is not None

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_summarization.py"
@@ -123,6 +124,12 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     assert not [n for n in names if n.startswith(".")]
     # checkpoints are TextGenerator directories too
     TextGenerator.from_pretrained(out / "checkpoint-4", device="cpu")
+    if model.decoder is None:  # prefix: the vocabulary stays as the warm-up left it; causal trains it
+        early = GenBert.from_pretrained(out / "checkpoint-2")
+        frozen = scheme == "prefix"
+        assert torch.equal(early.embeddings.word.weight, model.embeddings.word.weight) == frozen
+        assert torch.equal(early.lm_head.bias, model.lm_head.bias) == frozen
+        assert not torch.equal(early.lm_head.dense.weight, model.lm_head.dense.weight)
     if scheme == "prefix":  # 24 pairs / batch 8 = 3 steps an epoch: one epoch-end evaluation
         log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
         evals = [r for r in log if "eval" in r]

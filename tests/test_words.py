@@ -80,7 +80,8 @@ def test_real_wordpiece_examples(wordpiece):
     vocab = WordVocab.from_tokenizer(wordpiece)
     name = {i: wordpiece.id_to_token(i) for i in range(len(wordpiece))}
     banned = vocab.banned(wordpiece.encode("suicide bomb"), content_words=True)
-    assert {name[i] for i in banned} == {"suicide", "bomb"}
+    # the words themselves and the one-token words of their stems ("bomb" ... "bombing")
+    assert {name[i] for i in banned} == {"suicide", "bomb", "suicidal", "bombs", "bombing", "bombed", "bombings"}
     ids = wordpiece.encode("new nhs trust: nhs's nhs")
     assert {name[i] for i in vocab.banned(ids, ngram_size=2)} == {"trust", "s"}
     assert "the" not in {name[i] for i in vocab.banned(wordpiece.encode("the man and the"), content_words=True)}
@@ -325,3 +326,7 @@ def test_repeated_content_word_share():
     assert repeated_content_word_share(stutter + clean[:1]) == 0.75
     assert repeated_content_word_share(["Kabul bomb, kabul"]) == 1.0  # case-insensitive
     assert repeated_content_word_share([]) == 0.0
+    stems = ["conservatives plan hiv test tests", "the blog blogs on", "bomb bombing in kabul"]
+    assert repeated_content_word_share(stems) == 0.0  # other words
+    assert repeated_content_word_share(stems, stems=True) == 1.0  # one stem
+    assert repeated_content_word_share(clean, stems=True) == 0.0
