@@ -14,7 +14,7 @@ from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
 from .config import TASKS
-from .words import content_words
+from .words import content_words, stem
 
 __all__ = [
     "TASKS",
@@ -187,9 +187,6 @@ def repeated_content_word_share(predictions: list[str], stems: bool = False) -> 
     words of one Porter stem count as a repeat too ("test ... tests"). 0.0 for no predictions."""
     if not predictions:
         return 0.0
-    if stems:
-        from nltk.stem import porter
-        stem = porter.PorterStemmer().stem
     repeated = 0
     for words in map(content_words, predictions):
         keys = [stem(w) for w in words] if stems else words

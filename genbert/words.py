@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Any, Optional, Sequence
 
-__all__ = ["FUNCTION_WORDS", "is_content_word", "content_words", "WordVocab", "SourceWords"]
+__all__ = ["FUNCTION_WORDS", "is_content_word", "content_words", "stem", "WordVocab", "SourceWords"]
 
 # English function words, and the fragments BERT's tokenizer leaves of contractions (don ' t). Not
 # "us": in lowercased news it is the country ("us jobs fall in us job rate") far more than the pronoun
@@ -54,6 +55,18 @@ def content_words(text: str) -> list[str]:
     return [w for w in _WORD_CHARS.findall(text.lower()) if is_content_word(w)]
 
 
+@lru_cache(maxsize=1 << 16)
+def stem(word: str) -> str:
+    """The Porter stem of a lower-cased word, as ROUGE stems it ("tests" -> "test")."""
+    return _stemmer().stem(word)
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    from nltk.stem import porter  # rouge-score's dependency; imported on first use
+    return porter.PorterStemmer()
+
+
 def _is_punctuation(text: str) -> bool:
     return bool(text) and all(unicodedata.category(c)[0] in "PSZ" for c in text)
 
@@ -77,7 +90,6 @@ class WordVocab:
         self._content: Optional[list[bool]] = None
         self._continuations: Optional[list[int]] = None
         self._stem_mates: Optional[dict[str, list[int]]] = None
-        self._stems: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.kinds)
@@ -124,15 +136,6 @@ class WordVocab:
             self._content = [k == START and is_content_word(s) for k, s in zip(self.kinds, self.surfaces)]
         return self._content
 
-    def stem(self, word: str) -> str:
-        """The Porter stem of a word, as ROUGE stems it ("tests" -> "test")."""
-        if word not in self._stems:
-            if not hasattr(WordVocab, "_porter"):
-                from nltk.stem import porter
-                WordVocab._porter = porter.PorterStemmer()
-            self._stems[word] = WordVocab._porter.stem(word)
-        return self._stems[word]
-
     def stem_mates(self) -> dict[str, list[int]]:
         """Stem -> the ids of the tokens that are by themselves a content word of that stem
         ("test", "tests", "testing"): the words that no_repeat_content_words also blocks once one of
@@ -141,7 +144,7 @@ class WordVocab:
             mates: dict[str, list[int]] = {}
             for i, content in enumerate(self.content_tokens()):
                 if content:
-                    mates.setdefault(self.stem(self.surfaces[i]), []).append(i)
+                    mates.setdefault(stem(self.surfaces[i]), []).append(i)
             self._stem_mates = mates
         return self._stem_mates
 
@@ -207,7 +210,7 @@ class WordVocab:
                         if allowed_here(head, after_open):
                             out.add(head[-1])
                         if after_open:  # nor a one-token word of the same stem ("test" ... "tests")
-                            out.update(self.stem_mates().get(self.stem(text), ()))
+                            out.update(self.stem_mates().get(stem(text), ()))
             if ngram_size:
                 n = ngram_size
                 if len(context) < n - 1 or not context:
