@@ -39,6 +39,11 @@ RUN_ARTIFACTS = (FINAL, C.TOKENIZER_DIR, C.RUN_CONFIG, "log.jsonl", "loss.png", 
                  "predictions.jsonl", WARMUP_DIR, "tensorboard")
 
 
+def _frozen(freeze_vocabulary: Optional[bool], scheme: str) -> bool:
+    """--freeze-vocabulary as given, else on for the prefix scheme only (the one measured with it)."""
+    return freeze_vocabulary if freeze_vocabulary is not None else scheme == "prefix"
+
+
 @dataclass
 class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
     """Every setting of a seq2seq fine-tuning run; each field is a flag of train_summarization.py."""
@@ -210,16 +215,14 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
     def resolve_defaults(fields: dict[str, Any]) -> dict[str, Any]:
         """A stored recipe's fields with the training defaults that depend on the scheme resolved
         (a None that means on for one scheme and off for another)."""
-        if fields.get("freeze_vocabulary") is None:
-            fields = {**fields, "freeze_vocabulary": fields.get("scheme", "prefix") == "prefix"}
-        return fields
+        return {**fields, "freeze_vocabulary": _frozen(fields.get("freeze_vocabulary"), fields.get("scheme", "prefix"))}
 
     @property
     def frozen_vocabulary(self) -> bool:
         """--freeze-vocabulary, else on for the prefix scheme: a model trained on four BBC topics
         then scored +3.9 ROUGE-L on the fifth, and better on its four topics' validation articles
         too (docs/summarization.md). The other schemes were not measured with it."""
-        return self.freeze_vocabulary if self.freeze_vocabulary is not None else self.scheme == "prefix"
+        return _frozen(self.freeze_vocabulary, self.scheme)
 
     def subword_copying(self, task: str) -> bool:
         """--copy-subwords, else on for summarization: it took the BBC validation ROUGE-L of the

@@ -246,14 +246,14 @@ def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> i
                    not args.no_progress, command)
         done = {t: X.load_results(results_dir / t) for t in BBC_TOPICS if (results_dir / t).is_dir()}
         done = {t: [r for r in rs if r["way"] == way.name] for t, rs in done.items()}
+        tests = {t: load_named(dataset_of(t), "test") for t, rs in done.items() if rs}
         seen = None
         if args.seen_model is not None:
-            ids = {t: [r["id"] for r in load_named(dataset_of(t), "test")] for t in done}
+            ids = {t: [r["id"] for r in recs] for t, recs in tests.items()}
             wanted = {x for t, rs in done.items() if rs for x in ids[t][:len(rs[0]["test"]["per_example"])]}
             seen = (str(args.seen_model), seen_scores(args.seen_model, wanted, 32), ids)
         report = assemble(done, args.resamples, seen)
-        refs = {r["topic"]: [x["target"] for x in load_named(dataset_of(r["topic"]), "test")[:3]]
-                for r in report["rows"]}
+        refs = {r["topic"]: [x["target"] for x in tests[r["topic"]][:3]] for r in report["rows"]}
         out = Path(args.output_dir)
         write_json(out / "transfer.json", report)
         if report["rows"]:
