@@ -312,3 +312,11 @@ def test_a_trained_run_is_reused_whatever_the_decoding_flags(tmp_path):
     del causal["freeze_vocabulary"]  # off by default for the causal scheme, before and now
     (tmp_path / TRAINED).write_text(json.dumps({"recipe": causal, "task": "summarization"}))
     assert trained_run(tmp_path, Seq2SeqRecipe.resolve({"scheme": "causal"})) is not None
+    # the diffusion default fixed its vocabulary later (session 11): a run stored before trained it
+    diffusion = Seq2SeqRecipe.resolve({"scheme": "bidirectional"})
+    stored = C.recipe_dict(diffusion)
+    del stored["freeze_vocabulary"]
+    (tmp_path / TRAINED).write_text(json.dumps({"recipe": stored, "task": "summarization"}))
+    with pytest.raises(UsageError, match=r"--freeze-vocabulary False -> True"):
+        trained_run(tmp_path, diffusion)
+    assert trained_run(tmp_path, replace(diffusion, freeze_vocabulary=False)) is not None

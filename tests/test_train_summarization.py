@@ -124,9 +124,9 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     assert not [n for n in names if n.startswith(".")]
     # checkpoints are TextGenerator directories too
     TextGenerator.from_pretrained(out / "checkpoint-4", device="cpu")
-    if model.decoder is None:  # prefix: the vocabulary stays as the warm-up left it; causal trains it
+    if model.decoder is None:  # prefix, diffusion: the vocabulary stays as the warm-up left it; causal trains it
         early = GenBert.from_pretrained(out / "checkpoint-2")
-        frozen = scheme == "prefix"
+        frozen = scheme in ("prefix", "bidirectional")
         assert torch.equal(early.embeddings.word.weight, model.embeddings.word.weight) == frozen
         assert torch.equal(early.lm_head.bias, model.lm_head.bias) == frozen
         assert not torch.equal(early.lm_head.dense.weight, model.lm_head.dense.weight)

@@ -254,7 +254,9 @@ def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: 
         r = S.run(recipe, C.RunOptions(output_dir=out, device=device, no_progress=not progress),
                   evaluate_at_end=False, keep_checkpoints=False, log=say)
         from ..io import write_json
-        write_json(out / TRAINED, {"recipe": C.recipe_dict(recipe), **{k: r[k] for k in TRAINED_KEYS}})
+        # the scheme-dependent defaults stored resolved: a later change of a default cannot misread the run
+        write_json(out / TRAINED, {"recipe": S.Seq2SeqRecipe.resolve_defaults(C.recipe_dict(recipe)),
+                                   **{k: r[k] for k in TRAINED_KEYS}})
     task = r["task"]
     data = S.load_data(recipe)
     test = load_named(recipe.dataset, "test") if recipe.dataset else []
