@@ -106,6 +106,10 @@ def test_every_way_resumes_and_reports(setup, capsys):
     assert report["budget"]["max_steps"] == 2 and "lead-10" in report["baselines"]["validation"]
     assert "The commands that produced these results" in md
     assert (work / "causal-seed0" / "final" / "generation.json").is_file()
+    # the scheme-dependent defaults are stored resolved, as each run trained
+    stored = {n: json.loads((work / f"{n}-seed0" / "comparison-trained.json").read_text())["recipe"]
+              for n in ("causal", "bidirectional-diffusion", "prefix-pseudo-mask")}
+    assert [r["freeze_vocabulary"] for r in stored.values()] == [False, True, True]
     assert not list(out.glob(".*.tmp"))
     # killed after training, before its result was written: only the decoding is redone
     result = out / "comparison" / "summarization-causal-seed0.json"
