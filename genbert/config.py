@@ -92,6 +92,9 @@ class GenBertConfig:
     objective: Optional[str] = None  # the seq2seq objective it was trained with (ALL_OBJECTIVES), if any
     decoding: str = "next-token"  # how generate() writes (DECODINGS)
     diffusion_mask: str = "source-block"  # decoding="diffusion" only (DIFFUSION_MASKS)
+    # a pointer-generator copy head (heads.CopyHead): each next token is a mixture of the vocabulary
+    # head's distribution and an attention over the source's tokens; prefix scheme only
+    copy_attention: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # free-form metadata (task, ...)
 
     def __post_init__(self) -> None:
@@ -107,6 +110,9 @@ class GenBertConfig:
             raise ValueError(f"decoding must be one of {DECODINGS}, got {self.decoding!r}")
         if self.diffusion_mask not in DIFFUSION_MASKS:
             raise ValueError(f"diffusion_mask must be one of {DIFFUSION_MASKS}, got {self.diffusion_mask!r}")
+        if self.copy_attention and (self.mask_scheme != "prefix" or self.decoder is not None):
+            raise ValueError("copy_attention needs an encoder-only model with mask_scheme 'prefix' (its source is "
+                             "the token-type-0 segment)")
         if self.objective is not None and self.objective not in ALL_OBJECTIVES:
             raise ValueError(f"objective must be one of {ALL_OBJECTIVES} or None, got {self.objective!r}")
         if self.hidden_size % self.num_attention_heads:

@@ -150,6 +150,16 @@ class EncoderOnlyState:
             self.ids = input_ids.repeat_interleave(expand, 0)
             self.am = attention_mask.repeat_interleave(expand, 0)
             self.tt = tt.repeat_interleave(expand, 0)
+        # a copy head reads the source's final hidden states (the prefix mask keeps them independent
+        # of the targets); a row's beams share its source, and beam reordering stays within a source
+        self.memory = None
+        if model.copy_head is not None:
+            if not use_cache:
+                pos = torch.arange(s, device=input_ids.device).expand(b, s)
+                hidden = model.step(input_ids, pos, tt, model.build_mask(input_ids, attention_mask, tt), None)
+                hidden = hidden.repeat_interleave(expand, 0)
+            ids, am, tt = (x.repeat_interleave(expand, 0) for x in (input_ids, attention_mask, tt))
+            self.memory = model.copy_memory(hidden, ids, tt, am)
 
     def logits(self, generated: Tensor) -> Tensor:
         """generated: (N, t) tokens so far -> next-token logits (N, vocab)."""
@@ -171,10 +181,10 @@ class EncoderOnlyState:
             mask = self.model.build_mask(ids, am, tt)
             if k == 0:
                 hidden = self.model.step(ids, pos, tt, mask, None)
-                return self.model.logits(hidden[torch.arange(n, device=dev), self.lengths - 1])
-            return self.model.logits(self.model.step(ids, pos, tt, mask, None)[:, -1])
+                return self.model.next_scores(hidden[torch.arange(n, device=dev), self.lengths - 1], self.memory)
+            return self.model.next_scores(self.model.step(ids, pos, tt, mask, None)[:, -1], self.memory)
         if t == 0 and not self.mask_predict:
-            return self.model.logits(self.first_hidden)
+            return self.model.next_scores(self.first_hidden, self.memory)
         cache, k = self.cache, new.shape[1]
         first = t - 1 if t else 0  # index (within the targets) of the first token fed now
         pos = self.lengths[:, None] + first + torch.arange(k, device=dev)
@@ -184,7 +194,7 @@ class EncoderOnlyState:
         hidden = self.model.step(new, pos, torch.full_like(new, self.target_type), mask, cache)
         # a fed real token stays in the cache; a [MASK] is overwritten by the next step's token
         cache.length += 1 if (t or not self.mask_predict) else 0
-        return self.model.logits(hidden[:, -1])
+        return self.model.next_scores(hidden[:, -1], self.memory)
 
     def reorder(self, index: Tensor) -> None:
         if self.use_cache:

@@ -15,7 +15,7 @@ from .cache import KVCache
 from .config import GenBertConfig
 from .decoder import Decoder
 from .encoder import Embeddings, Encoder
-from .heads import LMHead, NSPHead
+from .heads import CopyHead, LMHead, NSPHead
 
 
 @dataclass
@@ -49,6 +49,7 @@ class GenBert(nn.Module):
         self.encoder = Encoder(config)
         self.lm_head = LMHead(config, self.embeddings.word)
         self.nsp_head = NSPHead(config)
+        self.copy_head = CopyHead(config) if config.copy_attention else None
         self.decoder: Optional[Decoder] = None
         self.load_report: Optional[convert.LoadReport] = None  # set by from_pretrained
         if config.decoder is not None:
@@ -173,8 +174,15 @@ class GenBert(nn.Module):
             out.nsp_logits = self.nsp_head(hidden)
         if shift_labels is None:
             shift_labels = self.config.mask_scheme != "bidirectional"
-        out.loss, out.logits, out.loss_weight = self._lm_loss(self.lm_head, hidden, labels, shift_labels,
-                                                              label_smoothing, compute_logits, label_weights)
+        if self.copy_head is not None:
+            if label_weights is not None:
+                raise ValueError("label_weights: not supported with copy_attention")
+            out.loss, out.logits, out.loss_weight = self._copy_loss(hidden, input_ids, token_type_ids, attention_mask,
+                                                                    labels, shift_labels, label_smoothing,
+                                                                    compute_logits)
+        else:
+            out.loss, out.logits, out.loss_weight = self._lm_loss(self.lm_head, hidden, labels, shift_labels,
+                                                                  label_smoothing, compute_logits, label_weights)
         if next_sentence_label is not None:
             if out.nsp_logits is None:
                 out.nsp_logits = self.nsp_head(hidden)
@@ -184,6 +192,45 @@ class GenBert(nn.Module):
             else:
                 out.loss = out.loss + nsp_loss
         return out
+
+    def copy_memory(self, hidden: Tensor, input_ids: Tensor, token_type_ids: Optional[Tensor],
+                    attention_mask: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
+        """The copy head's memory of a prefix-scheme forward: keys (B, T, hidden), ids (B, T) and
+        the positions that may be copied (B, T) bool: the source (token type 0), neither padding
+        (a 2-D attention_mask's 0, else [PAD]) nor a special token ([CLS], [SEP], [MASK], EOS)."""
+        c = self.config
+        allowed = torch.ones_like(input_ids, dtype=torch.bool) if token_type_ids is None else token_type_ids == 0
+        if attention_mask is not None and attention_mask.dim() == 2:
+            allowed &= attention_mask.bool()
+        special = [c.pad_token_id, c.cls_token_id, c.sep_token_id, c.mask_token_id, c.generation_eos_token_id]
+        allowed &= ~torch.isin(input_ids, torch.tensor(special, device=input_ids.device))
+        return self.copy_head.memory(hidden, input_ids, allowed)
+
+    def _copy_loss(self, hidden: Tensor, input_ids: Tensor, token_type_ids: Optional[Tensor],
+                   attention_mask: Optional[Tensor], labels: Optional[Tensor], shift: bool, label_smoothing: float,
+                   compute_logits: bool) -> tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+        """`_lm_loss` for a model with a copy head: the cross-entropy of the mixture's log p; the
+        returned logits are log p (B, T, vocab)."""
+        memory = self.copy_memory(hidden, input_ids, token_type_ids, attention_mask)
+        logits = None
+        if compute_logits or labels is None:
+            logits = self.copy_head.log_probs(self.lm_head(hidden), hidden, *memory)
+        if labels is None:
+            return None, logits, None
+        if shift:
+            hidden, labels = hidden[:, :-1], labels[:, 1:]
+        keep = labels != -100
+        if logits is not None:
+            logp, targets = (logits[:, :-1] if shift else logits)[keep], labels[keep]
+        else:  # only the labelled positions: each row's, first and in order, padded to the longest row's
+            n = int(keep.sum(1).max())
+            order = keep.int().argsort(dim=1, descending=True, stable=True)[:, :n]
+            h = hidden.gather(1, order[..., None].expand(-1, -1, hidden.shape[-1]))
+            valid = keep.gather(1, order)
+            logp = self.copy_head.log_probs(self.lm_head(h), h, *memory)[valid]
+            targets = labels.gather(1, order)[valid]
+        loss = F.cross_entropy(logp, targets, label_smoothing=label_smoothing)
+        return loss, logits, keep.sum().float()
 
     @staticmethod
     def _lm_loss(head: LMHead, hidden: Tensor, labels: Optional[Tensor], shift: bool,
@@ -296,6 +343,14 @@ class GenBert(nn.Module):
         head = self.decoder.lm_head if self.decoder is not None else self.lm_head
         return head(hidden)
 
+    def next_scores(self, hidden: Tensor, memory: Optional[tuple[Tensor, Tensor, Tensor]] = None) -> Tensor:
+        """(N, hidden) -> (N, vocab) next-token scores: the logits, or with a copy head the
+        mixture's log p, each row with its row of `memory` (`copy_memory`)."""
+        logits = self.logits(hidden)
+        if self.copy_head is None:
+            return logits
+        return self.copy_head.log_probs(logits[:, None], hidden[:, None], *memory)[:, 0]
+
     def generate(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                  token_type_ids: Optional[Tensor] = None, **kwargs: Any) -> Tensor:
         """Generated tokens only, (B, n) with n <= max_new_tokens, pad after each row's EOS.
@@ -358,6 +413,9 @@ class GenBert(nn.Module):
             raise ValueError(f"a {self.quantized}-quantized model is not saved: save the float32 model and "
                              f"quantize it after loading")
         if format == "transformers":
+            if self.copy_head is not None:
+                raise ValueError("format='transformers': transformers has no copy head (copy_attention=True); "
+                                 "save with format='genbert'")
             convert.save_transformers(self.config, dict(self.named_parameters(remove_duplicate=False)), path)
         elif format == "genbert":
             convert.save_genbert(self.config, dict(self.named_parameters()), path)

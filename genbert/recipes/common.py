@@ -447,6 +447,7 @@ class ModelSpec:
     task: str = "summarization"
     random_weights: bool = False  # keep the checkpoint's config and tokenizer, draw every weight anew
     diffusion_mask: str = "source-block"  # the bidirectional scheme's attention (config.DIFFUSION_MASKS)
+    copy_attention: bool = False  # a pointer-generator copy head (prefix scheme)
 
 
 def resolve_init(init: str, flag: str = "--init") -> Optional[Path]:
@@ -507,7 +508,7 @@ def build_model(spec: ModelSpec, train_texts: Sequence[str] = (), tokenizer_dir:
         raise UsageError(f"--init {path} is an encoder-decoder model: use --scheme encoder-decoder")
     fields_ = {"mask_scheme": mask_scheme_of(spec.scheme), "objective": spec.objective,
                "decoding": DECODING_OF_OBJECTIVE.get(spec.objective or "", "next-token"),
-               "diffusion_mask": spec.diffusion_mask}
+               "diffusion_mask": spec.diffusion_mask, "copy_attention": spec.copy_attention}
     if spec.dropout is not None:
         fields_.update(hidden_dropout_prob=spec.dropout, attention_probs_dropout_prob=spec.dropout)
     notes: list[str] = []

@@ -90,6 +90,9 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
                                                    "seq2seq training (default: on for the prefix and bidirectional "
                                                    "schemes)",
                                              group="model", negatable=True, show_default=False)
+    copy_attention: bool = flag(False, "a pointer-generator copy head: each next token mixes the vocabulary's "
+                                       "distribution with an attention over the source's tokens (prefix scheme)",
+                                group="model")
     random_weights: bool = flag(False, "keep --init's architecture and vocabulary but draw every weight anew "
                                        "(the no-pretraining control)", group="model")
     # a fresh MLM head (all-MiniLM-L6-v2 has none) learns to predict tokens before seq2seq training
@@ -171,6 +174,8 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
                              f"--scheme {self.scheme} trains {', '.join(OBJECTIVES[self.scheme])}")
         if self.train is None and self.validation is not None:
             raise UsageError("--validation needs --train (or use --dataset)")
+        if self.copy_attention and self.scheme != "prefix":
+            raise UsageError(f"--copy-attention applies to --scheme prefix only, not {self.scheme}")
         if self.freeze_vocabulary and self.scheme == "encoder-decoder":
             raise UsageError("--freeze-vocabulary applies to the encoder-only schemes (prefix, causal, bidirectional)")
         if self.scheme == "bidirectional":
@@ -196,8 +201,9 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
                            dropout=self.dropout, hidden_size=self.hidden_size, layers=self.layers, heads=self.heads,
                            intermediate_size=self.intermediate_size, vocab_size=self.vocab_size,
                            max_position_embeddings=self.max_position_embeddings,
-                           lowercase=task != "translation", task=task, random_weights=self.random_weights,
-                           diffusion_mask=self.diffusion_mask)  # BLEU is case-sensitive; ROUGE is not
+                           lowercase=task != "translation",  # BLEU is case-sensitive; ROUGE is not
+                           task=task, random_weights=self.random_weights, diffusion_mask=self.diffusion_mask,
+                           copy_attention=self.copy_attention)
 
     def content_word_blocking(self, task: str) -> bool:
         """--no-repeat-content-words, else on for summarization: blocking repeated content words took
