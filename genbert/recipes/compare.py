@@ -110,7 +110,7 @@ def shared_warmup(base: S.Seq2SeqRecipe, work_dir: Path, device: Optional[str], 
     if (final / "config.json").is_file():
         log(f"shared MLM warm-up: reusing {final}")
         return final
-    recipe = replace(base, scheme="bidirectional", objective=None)
+    recipe = replace(base, scheme="bidirectional", objective=None, copy_attention=None)
     data = S.load_data(recipe, need_validation=False)
     built = C.build_model(recipe.model_spec(recipe.task or data.task))
     log(f"shared MLM warm-up: {base.mlm_warmup_steps} steps on the training sources of {built.description}")
@@ -205,7 +205,7 @@ def evaluate_split(generator, records: Sequence[dict], task: str, batch_size: in
 TRAINED = "comparison-trained.json"  # written last: the run's final model is complete
 TRAINED_KEYS = ("task", "parameters", "train", "warmup_s")
 # fields whose default changed what a run does when they were added: what a run stored before them did
-BEFORE = {"freeze_vocabulary": False}
+BEFORE = {"freeze_vocabulary": False, "copy_attention": False}
 
 
 def trained_run(out: Path, recipe: S.Seq2SeqRecipe) -> Optional[dict[str, Any]]:
