@@ -43,10 +43,12 @@ _WORD_CHARS = re.compile(r"[^\W_]+")
 
 
 def is_content_word(word: str) -> bool:
-    """A word that says something: two or more characters, at least one a letter, not a function
-    word (case-insensitive). Numbers ("3", "2005") are not content words."""
+    """A word that says something: two or more characters, not a function word (case-insensitive).
+    Numbers of two or more digits count ("2005", the "40" of "40%"): 3.1% of the default model's
+    BBC validation headlines repeated one ("ba airways hits 40% in 40%") while they did not (session
+    12); a one-digit number ("3") does not."""
     w = word.lower()
-    return len(w) >= 2 and any(c.isalpha() for c in w) and w not in FUNCTION_WORDS
+    return len(w) >= 2 and w not in FUNCTION_WORDS
 
 
 def content_words(text: str) -> list[str]:
