@@ -140,6 +140,12 @@ class GenBertConfig:
         return self.sep_token_id if self.eos_token_id is None else self.eos_token_id
 
     @property
+    def special_token_ids(self) -> tuple[int, ...]:
+        """[PAD], [CLS], [SEP], [MASK] and the id generation ends at: the tokens never copied."""
+        return tuple(dict.fromkeys((self.pad_token_id, self.cls_token_id, self.sep_token_id, self.mask_token_id,
+                                    self.generation_eos_token_id)))
+
+    @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 

@@ -368,9 +368,7 @@ def copy_bonus(input_ids: Tensor, attention_mask: Tensor, bias: float, config, v
         return None
     ids = input_ids.masked_fill(attention_mask == 0, config.pad_token_id).clamp(max=vocab - 1)
     bonus = torch.zeros(input_ids.shape[0], vocab, device=input_ids.device).scatter_(1, ids, float(bias))
-    special = {config.pad_token_id, config.cls_token_id, config.sep_token_id, config.mask_token_id,
-               config.generation_eos_token_id}
-    bonus[:, [t for t in special if t is not None and t < vocab]] = 0.0
+    bonus[:, [t for t in config.special_token_ids if t < vocab]] = 0.0
     return bonus.repeat_interleave(rows_per_source, 0)
 
 

@@ -198,12 +198,10 @@ class GenBert(nn.Module):
         """The copy head's memory of a prefix-scheme forward: keys (B, T, hidden), ids (B, T) and
         the positions that may be copied (B, T) bool: the source (token type 0), neither padding
         (a 2-D attention_mask's 0, else [PAD]) nor a special token ([CLS], [SEP], [MASK], EOS)."""
-        c = self.config
         allowed = torch.ones_like(input_ids, dtype=torch.bool) if token_type_ids is None else token_type_ids == 0
         if attention_mask is not None and attention_mask.dim() == 2:
             allowed &= attention_mask.bool()
-        special = [c.pad_token_id, c.cls_token_id, c.sep_token_id, c.mask_token_id, c.generation_eos_token_id]
-        allowed &= ~torch.isin(input_ids, torch.tensor(special, device=input_ids.device))
+        allowed &= ~torch.isin(input_ids, torch.tensor(self.config.special_token_ids, device=input_ids.device))
         return self.copy_head.memory(hidden, input_ids, allowed)
 
     def _copy_loss(self, hidden: Tensor, input_ids: Tensor, token_type_ids: Optional[Tensor],
