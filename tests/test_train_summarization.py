@@ -107,9 +107,9 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
         assert block < 20 and f"note: diffusion block of {block} tokens" in proc.stdout
         assert settings["steps"] == -(-block // 2)
     assert settings["scheme"] == scheme and settings["objective"] == objective and settings["max_new_tokens"] == block
-    if scheme != "bidirectional":  # word n-grams: off unless asked for; content words: on for summarization
+    if scheme != "bidirectional":  # summarization: no word twice, no content word twice (unless asked otherwise)
         assert (settings["no_repeat_word_ngram_size"], settings["no_repeat_content_words"]) == (
-            (2, True) if words else (0, True))
+            (2, True) if words else (1, True))
     else:  # diffusion: repeats in a row collapsed unless --no-collapse-repeats (chosen on validation)
         assert (settings["collapse_repeats"], settings["no_repeat_content_words"]) == (True, True)
     metrics = json.loads((out / "metrics.json").read_text())

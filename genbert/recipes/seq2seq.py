@@ -125,8 +125,9 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
     # generation / evaluation
     num_beams: int = flag(4, "beam size", group="evaluation", min=1)
     no_repeat_ngram_size: int = flag(3, "never repeat an n-gram of this size, 0 = off", group="evaluation", min=0)
-    no_repeat_word_ngram_size: int = flag(0, "never repeat a word n-gram of this size (words as a reader sees "
-                                             "them, not word pieces), 0 = off", group="evaluation", min=0)
+    no_repeat_word_ngram_size: Optional[int] = flag(
+        None, "never repeat a word n-gram of this size (words as a reader sees them, not word pieces), 0 = off "
+              "(default: 1 for summarization, no word twice; 0 for translation)", group="evaluation", min=0)
     no_repeat_content_words: Optional[bool] = flag(
         None, "never repeat a content word (any word but a short English function-word list) within one output "
               "(default: on for summarization, off for translation; --no-no-repeat-content-words turns it off)",
@@ -220,6 +221,16 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
         the word list is English, so a translation (into French) leaves it off."""
         return self.no_repeat_content_words if self.no_repeat_content_words is not None else task == "summarization"
 
+    def word_ngram_blocking(self, task: str) -> int:
+        """--no-repeat-word-ngram-size, else 1 for summarization (no word twice in a headline, function
+        words included: 1.2% of the BBC training headlines repeat a word, the model's 7% on unseen
+        topics; ROUGE-L +0.05 on average on the validation articles of six models, +0.23 / +0.38 on the
+        sports / business held-out tests; docs/summarization.md) and 0 for translation. Diffusion has
+        its own exact-word rule."""
+        if self.no_repeat_word_ngram_size is not None:
+            return self.no_repeat_word_ngram_size
+        return int(task == "summarization" and self.scheme != "bidirectional")
+
     def copy_prior(self, task: str) -> float:
         """--copy-bias, else COPY_BIAS for summarization (chosen on BBC validation: headlines reuse the
         article's words, docs/summarization.md) and 0 for translation (its source is another language)."""
@@ -272,7 +283,7 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
             return {**common, "steps": self.diffusion_steps, "order": self.order, "block_length": self.block_length,
                     "collapse_repeats": self.collapse_repeats, "no_repeat_content_words": content}
         return {**common, "num_beams": self.num_beams, "no_repeat_ngram_size": self.no_repeat_ngram_size,
-                "no_repeat_word_ngram_size": self.no_repeat_word_ngram_size,
+                "no_repeat_word_ngram_size": self.word_ngram_blocking(task),
                 "no_repeat_content_words": content, "length_penalty": self.length_penalty}
 
     def default_output_dir(self) -> Path:
@@ -594,7 +605,8 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
         log(f"training: {trainer.total_steps} steps ({trainer.steps_per_epoch} an epoch), "
             f"batch {config.batch_size} x {config.grad_accum}, lr {config.lr:g}"
             + (f" ({config.new_param_lr_multiplier:g}x for {len(new_params)} new tensors)" if new_params else "")
-            + f", {dinfo.world_size} process(es) on {trainer.device}; writing {out}")
+            + f", {dinfo.world_size} process(es) on {trainer.device}"
+            + (f" in {str(trainer.amp_dtype).replace('torch.', '')} autocast" if trainer.amp_dtype else "") + f"; writing {out}")
     summary = trainer.train(resume=opts.resume)
     result: dict[str, Any] = {"output_dir": str(out), "final": str(out / FINAL), "task": task,
                               "parameters": model.num_parameters(), "train": summary, "warmup_s": warmup_s,
