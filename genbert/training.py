@@ -104,7 +104,9 @@ class TrainConfig:
     batch per forward pass (split across processes); one optimizer step sees
     ``batch_size * grad_accum`` examples. ``save_steps=0`` saves only at the end.
     ``new_params``: names (or module prefixes) of newly initialised parameters, trained with
-    ``lr * new_param_lr_multiplier``. ``bf16`` / ``fp16`` autocast applies on CUDA only.
+    ``lr * new_param_lr_multiplier``. ``bf16``: autocast in bfloat16 (True, on CUDA or CPU), where
+    the device computes bfloat16 natively (None; :func:`native_bf16`), or float32 (False).
+    ``fp16`` autocast (with a GradScaler) applies on CUDA only.
     ``bucket_size``: batches per length-sorted chunk (0 = plain random batches).
     """
 
@@ -121,7 +123,7 @@ class TrainConfig:
     save_steps: int = 0
     save_total_limit: Optional[int] = 2
     log_steps: int = 10
-    bf16: bool = False
+    bf16: Optional[bool] = False
     fp16: bool = False
     gradient_checkpointing: bool = False
     new_param_lr_multiplier: float = 1.0
@@ -263,6 +265,20 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: 
     else:
         batches = [perm[i:i + batch_size] for i in range(0, n, batch_size)]
     return [b for b in batches if len(b) >= min_batch]
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes bfloat16 matmuls natively: a CUDA GPU with bf16, or a CPU with
+    AVX512-BF16 or AMX (there bf16 autocast halves a training step of the summarization default,
+    docs/summarization.md; elsewhere it is emulated, and slower than float32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        return any(bool(getattr(cpu, f, lambda: False)()) for f in ("_is_avx512_bf16_supported",
+                                                                      "_is_amx_tile_supported"))
+    return False
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -516,7 +532,8 @@ class Trainer:
                              f"of {self.total_steps}")
         self.average_steps = [self.total_steps - i * every for i in reversed(range(n))]  # ascending
         use_cuda = self.device.type == "cuda"
-        self.amp_dtype = (torch.bfloat16 if config.bf16 else torch.float16 if config.fp16 else None) if use_cuda else None
+        bf16 = native_bf16(self.device) if config.bf16 is None else config.bf16
+        self.amp_dtype = torch.bfloat16 if bf16 else (torch.float16 if config.fp16 and use_cuda else None)
         self.scaler = torch.amp.GradScaler("cuda") if (use_cuda and config.fp16) else None
         self.forward_kwargs = dict(forward_kwargs or {})
         params = inspect.signature(model.forward).parameters

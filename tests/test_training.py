@@ -246,6 +246,38 @@ def test_the_recipe_passes_weight_averaging_to_the_trainer():
     assert Seq2SeqRecipe().train_config().average_last == 1
 
 
+def test_bf16_autocast_on_cpu_follows_the_config(tmp_path, monkeypatch):
+    """bf16=True autocasts on CPU too (losses differ from float32 but train); None autocasts only where
+    the device computes bf16 natively; the recipes default to None, and --fp16 turns it off."""
+    from genbert import training
+    from genbert.recipes.seq2seq import Seq2SeqRecipe
+
+    def run(bf16, sub):
+        cfg = TrainConfig(lr=3e-3, max_steps=6, batch_size=8, log_steps=1, progress=False, plot=False,
+                          weight_decay=0.0, bf16=bf16)
+        trainer = Trainer(tiny_model(dropout=0.0), copy_task(16), collator("next-token"), cfg, tmp_path / sub)
+        trainer.train()
+        return trainer.amp_dtype, [r["loss"] for r in trainer.history if "loss" in r]
+
+    off, fp32 = run(False, "a")
+    on, bf16 = run(True, "b")
+    assert (off, on) == (None, torch.bfloat16)
+    assert bf16 != fp32 and all(torch.isfinite(torch.tensor(bf16))) and bf16[-1] < bf16[0]
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    assert run(None, "c") == (None, fp32)  # bit-equal to float32
+    monkeypatch.setattr(training, "native_bf16", lambda device: True)
+    assert run(None, "d") == (torch.bfloat16, bf16)
+    assert Seq2SeqRecipe().train_config().bf16 is None
+    assert Seq2SeqRecipe(fp16=True).train_config().bf16 is False
+    assert Seq2SeqRecipe(bf16=False).train_config().bf16 is False
+
+
+def test_native_bf16_is_a_bool_for_every_device_kind():
+    from genbert.training import native_bf16
+    assert isinstance(native_bf16("cpu"), bool) and native_bf16("meta") is False
+    assert native_bf16("cuda") == (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
 def test_per_group_learning_rates(tmp_path):
     model = tiny_model()
     cfg = TrainConfig(lr=1e-3, warmup=0, max_steps=4, batch_size=4, progress=False, plot=False,

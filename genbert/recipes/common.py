@@ -246,7 +246,9 @@ class TrainingFields:
     average_last: int = flag(1, "final weights: the mean of the weights after the last N steps that are multiples "
                              "of --average-every back from the end (1 = the last weights)", group="training", min=1)
     average_every: int = flag(100, "steps between the weights --average-last averages", group="training", min=1)
-    bf16: bool = flag(False, "bf16 autocast (CUDA only)", group="training")
+    bf16: Optional[bool] = flag(None, "bf16 autocast (default: where the device computes bf16 natively, a CUDA "
+                                      "GPU or a CPU with AVX512-BF16 or AMX; --no-bf16: float32)", group="training",
+                                negatable=True, show_default=False)
     fp16: bool = flag(False, "fp16 autocast (CUDA only)", group="training")
     gradient_checkpointing: bool = flag(False, "recompute activations in the backward pass (less memory)",
                                         group="training")
@@ -266,7 +268,7 @@ class TrainingFields:
                           max_grad_norm=self.max_grad_norm, label_smoothing=getattr(self, "label_smoothing", 0.0),
                           seed=self.seed, save_steps=self.save_steps, save_total_limit=self.save_total_limit,
                           log_steps=self.log_steps, average_last=self.average_last,
-                          average_every=self.average_every, bf16=self.bf16, fp16=self.fp16,
+                          average_every=self.average_every, bf16=False if self.fp16 else self.bf16, fp16=self.fp16,
                           gradient_checkpointing=self.gradient_checkpointing,
                           new_param_lr_multiplier=self.new_param_lr_multiplier, new_params=new_params,
                           device=device, progress=progress)

@@ -274,8 +274,11 @@ def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = Fals
         log(f"training data: {len(examples)} {what} of <= {L} tokens"
             + (f"; held-out evaluation: {sets.info['sequences']} sequences of {sets.info['documents']} documents, "
                f"{sets.info['masked_tokens']} masked tokens (eval seed {recipe.eval_seed})" if sets else ""))
+    # bf16 on CUDA only (the flag's help): CPU bf16 is measured for the seq2seq recipes, not for pretraining
+    import torch
+    cuda = torch.device(opts.device).type == "cuda" if opts.device else torch.cuda.is_available()
     config = recipe.train_config(built.new_params, opts.device, not opts.no_progress,
-                                 bf16=recipe.bf16 and not recipe.fp16)
+                                 bf16=recipe.bf16 and not recipe.fp16 and cuda)
 
     def on_save(ckpt: Path) -> None:  # checkpoints are complete model directories too
         tokenizer.save(ckpt)
@@ -338,7 +341,9 @@ def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = Fals
             f"batch {config.batch_size} x {config.grad_accum}, lr {config.lr:g}"
             + (f" ({config.new_param_lr_multiplier:g}x for {len(built.new_params)} new tensors)"
                if built.new_params else "")
-            + f", {dinfo.world_size} process(es) on {trainer.device}; writing {out}")
+            + f", {dinfo.world_size} process(es) on {trainer.device}"
+            + (f" in {str(trainer.amp_dtype).replace('torch.', '')} autocast" if trainer.amp_dtype else "")
+            + f"; writing {out}")
     try:
         summary = trainer.train(resume=opts.resume)
     finally:
