@@ -345,3 +345,14 @@ def test_copy_subwords_default_follows_the_task_and_scheme():
     off = build_parser().parse_args(["--no-copy-subwords"])
     assert Seq2SeqRecipe.resolve({"copy_subwords": off.copy_subwords}).generation_settings()["copy_subwords"] is False
     assert Seq2SeqRecipe.resolve({"scheme": "bidirectional"}).generation_settings()["copy_subwords"] is True
+
+
+def test_word_repeat_blocking_defaults_by_task_and_scheme():
+    """No word twice for summarization (autoregressive schemes), off for translation; a flag wins;
+    diffusion decoding has its own exact-word rule and stores no word n-gram setting."""
+    from genbert.recipes.seq2seq import Seq2SeqRecipe
+    assert Seq2SeqRecipe().generation_settings("summarization")["no_repeat_word_ngram_size"] == 1
+    assert Seq2SeqRecipe().generation_settings("translation")["no_repeat_word_ngram_size"] == 0
+    assert Seq2SeqRecipe(no_repeat_word_ngram_size=0).generation_settings()["no_repeat_word_ngram_size"] == 0
+    assert Seq2SeqRecipe(scheme="causal").generation_settings()["no_repeat_word_ngram_size"] == 1
+    assert "no_repeat_word_ngram_size" not in Seq2SeqRecipe(scheme="bidirectional").generation_settings()
