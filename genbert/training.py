@@ -532,7 +532,8 @@ class Trainer:
                              f"of {self.total_steps}")
         self.average_steps = [self.total_steps - i * every for i in reversed(range(n))]  # ascending
         use_cuda = self.device.type == "cuda"
-        bf16 = native_bf16(self.device) if config.bf16 is None else config.bf16
+        # None: bf16 where the device computes it natively, unless fp16 was asked for
+        bf16 = (native_bf16(self.device) and not config.fp16) if config.bf16 is None else config.bf16
         self.amp_dtype = torch.bfloat16 if bf16 else (torch.float16 if config.fp16 and use_cuda else None)
         self.scaler = torch.amp.GradScaler("cuda") if (use_cuda and config.fp16) else None
         self.forward_kwargs = dict(forward_kwargs or {})
@@ -563,6 +564,11 @@ class Trainer:
         if torch.cuda.is_available():
             return torch.device("cuda", self.dist.local_rank)
         return torch.device("cpu")
+
+    @property
+    def autocast_note(self) -> str:
+        """The precision part of a run's log line: " in bfloat16 autocast" (or float16), "" in float32."""
+        return f" in {str(self.amp_dtype).replace('torch.', '')} autocast" if self.amp_dtype is not None else ""
 
     @property
     def is_main(self) -> bool:

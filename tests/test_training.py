@@ -267,6 +267,8 @@ def test_bf16_autocast_on_cpu_follows_the_config(tmp_path, monkeypatch):
     assert run(None, "c") == (None, fp32)  # bit-equal to float32
     monkeypatch.setattr(training, "native_bf16", lambda device: True)
     assert run(None, "d") == (torch.bfloat16, bf16)
+    cfg = TrainConfig(max_steps=1, batch_size=8, progress=False, plot=False, fp16=True)  # fp16 asked: no bf16
+    assert Trainer(tiny_model(), copy_task(16), collator("next-token"), cfg, tmp_path / "e").amp_dtype is None
     assert Seq2SeqRecipe().train_config().bf16 is None
     assert Seq2SeqRecipe(fp16=True).train_config().bf16 is False
     assert Seq2SeqRecipe(bf16=False).train_config().bf16 is False

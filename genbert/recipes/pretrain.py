@@ -341,9 +341,7 @@ def run(recipe: PretrainRecipe, opts: C.RunOptions, eval_each_epoch: bool = Fals
             f"batch {config.batch_size} x {config.grad_accum}, lr {config.lr:g}"
             + (f" ({config.new_param_lr_multiplier:g}x for {len(built.new_params)} new tensors)"
                if built.new_params else "")
-            + f", {dinfo.world_size} process(es) on {trainer.device}"
-            + (f" in {str(trainer.amp_dtype).replace('torch.', '')} autocast" if trainer.amp_dtype else "")
-            + f"; writing {out}")
+            + f", {dinfo.world_size} process(es) on {trainer.device}{trainer.autocast_note}; writing {out}")
     try:
         summary = trainer.train(resume=opts.resume)
     finally:

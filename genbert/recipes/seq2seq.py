@@ -605,9 +605,7 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
         log(f"training: {trainer.total_steps} steps ({trainer.steps_per_epoch} an epoch), "
             f"batch {config.batch_size} x {config.grad_accum}, lr {config.lr:g}"
             + (f" ({config.new_param_lr_multiplier:g}x for {len(new_params)} new tensors)" if new_params else "")
-            + f", {dinfo.world_size} process(es) on {trainer.device}"
-            + (f" in {str(trainer.amp_dtype).replace('torch.', '')} autocast" if trainer.amp_dtype else "")
-            + f"; writing {out}")
+            + f", {dinfo.world_size} process(es) on {trainer.device}{trainer.autocast_note}; writing {out}")
     summary = trainer.train(resume=opts.resume)
     result: dict[str, Any] = {"output_dir": str(out), "final": str(out / FINAL), "task": task,
                               "parameters": model.num_parameters(), "train": summary, "warmup_s": warmup_s,
