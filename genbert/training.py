@@ -451,6 +451,18 @@ def _set_rng_state(state: Mapping[str, Any], collator_generator: Optional[torch.
         collator_generator.set_state(state["collator"])
 
 
+@torch.no_grad()
+def load_mean_weights(model: nn.Module, states: Sequence[Mapping[str, Tensor]]) -> None:
+    """Set ``model``'s floating-point weights to their mean over ``states`` (state dicts holding at
+    least those names), summed in float64 in the order given: the same states give the same bits."""
+    own = model.state_dict()
+    names = [k for k, v in own.items() if v.is_floating_point()]
+    mean = {k: sum((s[k].to(own[k].device, torch.float64) for s in states),
+                   torch.zeros_like(own[k], dtype=torch.float64)) / len(states) for k in names}
+    for k in names:  # after every mean is taken: tied names share one tensor
+        own[k].copy_(mean[k])
+
+
 # --------------------------------------------------------------------------- the trainer
 def trim_jsonl(path: Path, step: int) -> list[dict[str, Any]]:
     """Keep the records of a JSONL log up to `step` (dropping those an interrupted run wrote
@@ -747,7 +759,7 @@ class Trainer:
                     if self.epoch != epoch and self.eval_fn is not None:
                         self._evaluate(pbar)
                     if self.step in self.average_steps[:-1]:
-                        self._save_weights(self._average_path(self.step))
+                        self.save_weights(self._average_path(self.step))
                     if (cfg.save_steps and self.step % cfg.save_steps == 0) or self.step == self.total_steps:
                         self.save_checkpoint()
                         last_saved = self.step
@@ -806,7 +818,7 @@ class Trainer:
     def _average_path(self, step: int) -> Path:
         return self.output_dir / f"{AVERAGE_PREFIX}{step}.safetensors"
 
-    def _save_weights(self, path: Path) -> None:
+    def save_weights(self, path: Path) -> None:
         """The model's floating-point weights at this step (main process, atomically)."""
         from safetensors.torch import save_file
         if self.is_main:
@@ -817,25 +829,16 @@ class Trainer:
             os.replace(tmp, path)
         barrier(self.dist)
 
-    @torch.no_grad()
     def _average_weights(self) -> None:
         """Replace the model's floating-point weights by their mean over `average_steps` (the
-        earlier ones from their files, the last from the model), summed in float64 in step order."""
+        earlier ones from their files, the last from the model)."""
         from safetensors.torch import load_file
         missing = [str(self._average_path(s)) for s in self.average_steps[:-1] if not self._average_path(s).is_file()]
         if missing:
             raise ResumeError(f"weight averaging needs {missing[0]}, which is missing: train again from an "
                               "earlier checkpoint or with average_last=1")
-        state = self.model.state_dict()
-        names = [k for k, v in state.items() if v.is_floating_point()]
-        total = {k: torch.zeros_like(state[k], dtype=torch.float64) for k in names}
-        for s in self.average_steps[:-1]:
-            saved = load_file(str(self._average_path(s)), device=str(self.device))
-            for k in names:
-                total[k] += saved[k].double()
-        mean = {k: (total[k] + state[k].double()) / len(self.average_steps) for k in names}
-        for k in names:  # after every mean is taken: tied names share one tensor
-            state[k].copy_(mean[k])
+        saved = [load_file(str(self._average_path(s)), device=str(self.device)) for s in self.average_steps[:-1]]
+        load_mean_weights(self.model, [*saved, self.model.state_dict()])
 
     # ------------------------------------------------------------------ checkpoints
     def _clean_temp_dirs(self) -> None:

@@ -68,7 +68,8 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
 
     train, val = data
     out = tmp_path / "run"
-    extra = ["--eval-each-epoch", "--objective", objective] if scheme == "prefix" else []
+    # one model (the prefix default trains a soup of two: test_soup_...)
+    extra = ["--eval-each-epoch", "--objective", objective, "--soup", "1"] if scheme == "prefix" else []
     words = ["--no-repeat-word-ngram-size", "2", "--no-repeat-content-words"] if scheme == "causal" else []
     if scheme == "bidirectional":  # room to fit: the block shrinks to the longest target and its end token
         extra = ["--max-target-length", "20"]
@@ -182,6 +183,55 @@ def test_resume_and_output_dir_protection(tmp_path, data, capsys):
     assert "reusing the sentencepiece tokenizer" in proc.stdout
     assert (out / "final" / "model.safetensors").is_file()
     assert (out / "tokenizer" / "spiece.model").read_bytes() == before["tokenizer/spiece.model"]
+
+
+def test_soup_is_the_mean_of_its_members_and_resumes_bit_exactly(tmp_path, data):
+    """The prefix default: two members from one start (seeds 0 and 1), the final model the mean of
+    their weights to the bit; killed in the second member, --resume finishes with the same bits."""
+    from safetensors.torch import load_file
+
+    train, val = data
+    out = tmp_path / "run"
+    proc = run("--train", str(train), "--validation", str(val), "--output-dir", str(out), "--max-steps", "4",
+               "--save-steps", "2", *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "a soup of 2 models (seeds 0..1)" in proc.stdout and "trained 2 x 4 steps" in proc.stdout
+    soup = out / "soup"
+    start = load_file(str(soup / "start.safetensors"))
+    members = [load_file(str(soup / f"member-{i}" / "checkpoint-4" / "model.safetensors")) for i in (0, 1)]
+    final = load_file(str(out / "final" / "model.safetensors"))
+    assert json.loads((soup / "member-1" / "checkpoint-4" / "trainer_state.json").read_text())["config"]["seed"] == 1
+    trained = [k for k in final if not torch.equal(start[k], members[0][k])]
+    assert "copy_head.query.weight" in trained and len(trained) > len(final) // 2
+    for k in trained:  # the members trained apart (seeds), the model is their mean
+        assert not torch.equal(members[0][k], members[1][k]), k
+        assert torch.equal(final[k], ((members[0][k].double() + members[1][k].double()) / 2).to(final[k].dtype)), k
+    assert torch.equal(final["embeddings.word.weight"], start["embeddings.word.weight"])  # frozen vocabulary
+    assert (soup / "member-1" / "log.jsonl").is_file() and not (out / "checkpoint-4").exists()
+    # killed after the second member's step-2 checkpoint: --resume loads the first, finishes the second
+    first = (out / "final" / "model.safetensors").read_bytes()
+    import shutil
+    for p in (soup / "member-1" / "checkpoint-4", out / "final"):
+        shutil.rmtree(p)
+    proc = run("--output-dir", str(out), "--resume", "--no-eval", "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MLM warm-up" not in proc.stdout and "checkpoint-2 (step 2/4)" in proc.stderr
+    assert (out / "final" / "model.safetensors").read_bytes() == first
+
+
+def test_soup_default_follows_the_scheme_and_old_runs_resume_as_one_model():
+    from genbert.recipes.compare import COMPARISON_DEFAULTS
+    recipe = script.Seq2SeqRecipe()
+    assert recipe.soup is None and recipe.soup_size == 2  # the prefix scheme's default
+    assert [script.Seq2SeqRecipe(scheme=s).soup_size for s in ("causal", "encoder-decoder", "bidirectional")] \
+        == [1, 1, 1]
+    assert script.Seq2SeqRecipe(scheme="causal", soup=3).soup_size == 3
+    # a run stored before --soup existed trained one model: resuming it must not start a soup
+    assert script.Seq2SeqRecipe.resolve({}, {"scheme": "prefix"}).soup_size == 1
+    assert script.Seq2SeqRecipe.resolve({"soup": 2}, {"scheme": "prefix"}).soup_size == 2
+    assert script.Seq2SeqRecipe.resolve({}).soup_size == 2
+    assert script.Seq2SeqRecipe.resolve_defaults({"scheme": "prefix"})["soup"] == 2
+    assert COMPARISON_DEFAULTS["soup"] == 1  # the comparison trains one model per way and seed
 
 
 # --------------------------------------------------------------------------- bad input

@@ -66,6 +66,8 @@ SCRATCH_PAIRS: tuple[tuple[str, str, str], ...] = (
 )
 # 2 CPU cores, under an hour for all eight ways
 QUICK = {"max_steps": 300, "mlm_warmup_steps": 100, "limit_eval": 100}
+# one model per way and seed unless --soup is given: a soup multiplies every way's training time alike
+COMPARISON_DEFAULTS = {"soup": 1}
 
 
 def task_of(base: S.Seq2SeqRecipe) -> str:
@@ -205,7 +207,7 @@ def evaluate_split(generator, records: Sequence[dict], task: str, batch_size: in
 TRAINED = "comparison-trained.json"  # written last: the run's final model is complete
 TRAINED_KEYS = ("task", "parameters", "train", "warmup_s")
 # fields whose default changed what a run does when they were added: what a run stored before them did
-BEFORE = {"freeze_vocabulary": False, "copy_attention": False}
+BEFORE = {"freeze_vocabulary": False, "copy_attention": False, "soup": 1}
 
 
 def trained_run(out: Path, recipe: S.Seq2SeqRecipe) -> Optional[dict[str, Any]]:
@@ -725,7 +727,7 @@ def main(argv: Optional[list[str]] = None, prog: str = PROG, doc: str = "") -> i
         for k in ("train", "validation"):
             if explicit.get(k) is not None:
                 explicit[k] = str(Path(explicit[k]).resolve())
-        base = S.Seq2SeqRecipe.resolve({**(QUICK if args.quick else {}), **explicit})
+        base = S.Seq2SeqRecipe.resolve({**COMPARISON_DEFAULTS, **(QUICK if args.quick else {}), **explicit})
         base.check()
         ways = parse_ways(args.ways, base.init)
         C.check_device(args.device)
