@@ -3,8 +3,8 @@ every way of making BERT generate goes through, from ``scripts/train_summarizati
 the comparison alike.
 
 :class:`Seq2SeqRecipe` holds every setting; its fields are the script's flags and its defaults the
-default run (all-MiniLM-L6-v2 fine-tuned into a BBC headline generator, about 15 minutes on 2 CPU
-cores). Lengths count special tokens: ``max_source_length`` is the whole ``[CLS] source [SEP]``
+default run (all-MiniLM-L6-v2 fine-tuned into a BBC headline generator, a soup of two models, about
+15 minutes on 2 CPU cores). Lengths count special tokens: ``max_source_length`` is the whole ``[CLS] source [SEP]``
 and ``max_target_length`` the target with its closing ``[SEP]`` (= ``max_new_tokens`` at
 generation), which is what :class:`genbert.TextGenerator` means by them too. :func:`run` trains
 and evaluates one recipe; :func:`main` is the command line.
