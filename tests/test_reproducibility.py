@@ -1,6 +1,7 @@
 """Same command + same seed = same bits, through the real entry point with the default recipe
-(all-MiniLM-L6-v2, MLM warm-up of its new head, prefix pseudo-mask): two runs, and a run killed
-with SIGKILL after a checkpoint and resumed, end with identical weights."""
+(all-MiniLM-L6-v2, MLM warm-up of its new head, prefix pseudo-mask, a soup of two models): two runs,
+and a run killed with SIGKILL after a checkpoint of its second model and resumed, end with identical
+weights."""
 from __future__ import annotations
 
 import os
@@ -51,13 +52,16 @@ def test_two_runs_and_a_killed_and_resumed_run_are_bit_identical(tmp_path):
     assert same(weights(a), weights(b))
     # the MLM warm-up (new head drawn from the seed, masking, data order) logs the same losses
     assert losses(a / "mlm-warmup" / "log.jsonl") == losses(b / "mlm-warmup" / "log.jsonl")
-    assert losses(a / "log.jsonl") == losses(b / "log.jsonl")
+    for member in ("member-0", "member-1"):  # the soup's two models, seeds 3 and 4
+        assert losses(a / "soup" / member / "log.jsonl") == losses(b / "soup" / member / "log.jsonl")
+    assert losses(a / "soup" / "member-0" / "log.jsonl") != losses(a / "soup" / "member-1" / "log.jsonl")
 
-    # SIGKILL once the first checkpoint is complete, then --resume
+    # SIGKILL once the second model's first checkpoint is complete, then --resume
     proc = subprocess.Popen([sys.executable, str(SCRIPT), *SMALL, "--output-dir", str(killed)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
     deadline = time.time() + 300
-    while not (killed / "checkpoint-2" / "trainer_state.json").is_file() and proc.poll() is None:
+    while not (killed / "soup" / "member-1" / "checkpoint-2" / "trainer_state.json").is_file() \
+            and proc.poll() is None:
         assert time.time() < deadline, "no checkpoint within 300 s"
         time.sleep(0.05)
     finished_first = proc.poll() is not None
