@@ -4,10 +4,10 @@ the comparison alike.
 
 :class:`Seq2SeqRecipe` holds every setting; its fields are the script's flags and its defaults the
 default run (all-MiniLM-L6-v2 fine-tuned into a BBC headline generator, a soup of two models, about
-15 minutes on 2 CPU cores). Lengths count special tokens: ``max_source_length`` is the whole ``[CLS] source [SEP]``
-and ``max_target_length`` the target with its closing ``[SEP]`` (= ``max_new_tokens`` at
-generation), which is what :class:`genbert.TextGenerator` means by them too. :func:`run` trains
-and evaluates one recipe; :func:`main` is the command line.
+15 minutes on 2 CPU cores). Lengths count special tokens: ``max_source_length`` is the whole
+``[CLS] source [SEP]`` and ``max_target_length`` the target with its closing ``[SEP]`` (=
+``max_new_tokens`` at generation), which is what :class:`genbert.TextGenerator` means by them too.
+:func:`run` trains and evaluates one recipe; :func:`main` is the command line.
 """
 from __future__ import annotations
 
@@ -110,12 +110,13 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
                                           group="model", negatable=True, show_default=False)
     random_weights: bool = flag(False, "keep --init's architecture and vocabulary but draw every weight anew "
                                        "(the no-pretraining control)", group="model")
-    # a fresh MLM head (all-MiniLM-L6-v2 has none) learns to predict tokens before seq2seq training
     soup: Optional[int] = flag(
-        None, "train N models from the same start (after the MLM warm-up) with seeds SEED, ..., SEED+N-1 (data "
-              "order, masking, dropout) and average their weights, a uniform model soup; N times the training time "
+        None, "train SOUP models from the same start (after the MLM warm-up) with seeds SEED, ..., SEED+SOUP-1 "
+              "(data order, masking, dropout) and average their weights, a uniform model soup; SOUP times the "
+              "training time "
               "(default: 2 for the prefix scheme, +0.6 to +2.0 ROUGE-L over either seed alone on three held-out "
-              "BBC topics; 1 for the others)", group="model", min=1, show_default=False)
+              "BBC topics; 1 for the others)", group="training", min=1, show_default=False)
+    # a fresh MLM head (all-MiniLM-L6-v2 has none) learns to predict tokens before seq2seq training
     mlm_warmup_steps: int = flag(200, "MLM steps on the training sources before seq2seq training "
                                       "(prefix, causal and bidirectional schemes), 0 = off", group="model", min=0)
     # lengths (special tokens included)
