@@ -206,8 +206,6 @@ def evaluate_split(generator, records: Sequence[dict], task: str, batch_size: in
 
 TRAINED = "comparison-trained.json"  # written last: the run's final model is complete
 TRAINED_KEYS = ("task", "parameters", "train", "warmup_s")
-# fields whose default changed what a run does when they were added: what a run stored before them did
-BEFORE = {"freeze_vocabulary": False, "copy_attention": False, "soup": 1}
 
 
 def trained_run(out: Path, recipe: S.Seq2SeqRecipe) -> Optional[dict[str, Any]]:
@@ -222,8 +220,8 @@ def trained_run(out: Path, recipe: S.Seq2SeqRecipe) -> Optional[dict[str, Any]]:
     if recipe.scheme != "bidirectional":
         ignored |= set(S.DIFFUSION_ONLY)
     stored, wanted = rec.get("recipe") or {}, json.loads(json.dumps(C.recipe_dict(recipe)))
-    # a field added since the run was stored ran at its default then (BEFORE), else at today's default
-    defaults = {**json.loads(json.dumps(C.recipe_dict(type(recipe)()))), **BEFORE}
+    # a field added since the run was stored ran at its default then (STORED_BEFORE), else at today's default
+    defaults = {**json.loads(json.dumps(C.recipe_dict(type(recipe)()))), **S.STORED_BEFORE}
     stored = {**{k: v for k, v in defaults.items() if k not in stored}, **stored}
     stored, wanted = (S.Seq2SeqRecipe.resolve_defaults(d) for d in (stored, wanted))
     differ = sorted(k for k in set(stored) | set(wanted) if k not in ignored and stored.get(k) != wanted.get(k))

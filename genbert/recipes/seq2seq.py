@@ -28,7 +28,10 @@ from .common import UsageError, flag
 PROG = "train_summarization.py"
 FINAL = "final"
 WARMUP_DIR = "mlm-warmup"
-SOUP_DIR = "soup"  # OUTPUT/soup: start.safetensors (the members' common start) and member-I/ (each one's run)
+SOUP_DIR = "soup"  # OUTPUT/soup: SOUP_START (the members' common start) and member-I/ (each one's run)
+SOUP_START = f"{SOUP_DIR}/start.safetensors"
+# fields whose default changed what a run does when they were added: what a run stored before them did
+STORED_BEFORE = {"freeze_vocabulary": False, "copy_attention": False, "soup": 1}
 ENCODE_BATCH = 1000  # pairs tokenized at a time
 # the copy prior summarization decodes with by default (GenerationConfig.copy_bias), chosen on the BBC
 # validation split for the default way (prefix pseudo-mask) and for masked diffusion (docs/summarization.md)
@@ -176,9 +179,7 @@ class Seq2SeqRecipe(C.ModelFields, C.TrainingFields):
         """Explicit flags, else the stored run's (on --resume), else the defaults. Data files given
         explicitly replace the named dataset; a named dataset given explicitly drops stored files;
         --epochs alone sets the length of the run."""
-        layers: list[dict[str, Any]] = [dict(stored or {})]
-        if stored is not None:
-            layers[0].setdefault("soup", 1)  # a run stored before --soup existed trained one model
+        layers: list[dict[str, Any]] = [{**STORED_BEFORE, **stored} if stored is not None else {}]
         if explicit.get("train") is not None:
             layers.append({"dataset": None})
         elif explicit.get("dataset") is not None:
@@ -595,14 +596,16 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
         except ValueError as e:
             raise UsageError(str(e)) from None
         t.later_s = lambda rate: ((soup - 1 - i) * train_tokens + eval_tokens) / rate if rate else 0.0
-        if tracker is not None:
-            t.on_log = tracker if soup == 1 else tracker.child(f"member-{i}/")
+        t.on_log = member_log(i)
         return t
+
+    def member_log(i: int):
+        return tracker if soup == 1 or tracker is None else tracker.child(f"member-{i}/")
 
     tracker = None
     trainer = member(0)
     ckpt = trainer.check_resume() if opts.resume else None  # before anything is written
-    start = out / SOUP_DIR / "start.safetensors"  # the members' common start, written before the first trains
+    start = out / SOUP_START  # the members' common start, written before the first trains
     resumed = ckpt is not None if soup == 1 else opts.resume and start.is_file()
     if opts.resume and not resumed and main:
         log(f"note: no checkpoint in {out}: starting a new run")
@@ -613,7 +616,7 @@ def run(recipe: Seq2SeqRecipe, opts: C.RunOptions, *, evaluate_at_end: bool = Tr
     if main:
         C.prepare_output_dir(out, opts.overwrite, RUN_ARTIFACTS)
         tracker = C.tracker(opts, out, ckpt if soup == 1 else None)
-        trainer.on_log = tracker if soup == 1 else tracker and tracker.child("member-0/")
+        trainer.on_log = member_log(0)
         if built.trained_tokenizer:
             tokenizer.save(out / C.TOKENIZER_DIR)
         C.write_run_config(out, recipe)
@@ -702,14 +705,14 @@ def _finish(recipe: Seq2SeqRecipe, opts: C.RunOptions, data: PairData, task: str
     from ..textgen import TextGenerator
     out = Path(opts.output_dir)
     if summary["final_loss"] is not None:
-        soup = len(summary.get("members", ())) or 1
+        soup = recipe.soup_size
         log(f"trained {f'{soup} x ' if soup > 1 else ''}{summary['steps']} steps in {summary['elapsed_s']:.0f}s "
             f"({summary['tokens_per_s']:.0f} tokens/s), final loss {summary['final_loss']:.4f}"
             + (" (the members' mean); the model is the mean of their weights" if soup > 1 else ""))
     if not keep_checkpoints:
         for c in [*out.glob("checkpoint-*"), *out.glob(f"{SOUP_DIR}/member-*/checkpoint-*")]:
             shutil.rmtree(c, ignore_errors=True)
-        (out / SOUP_DIR / "start.safetensors").unlink(missing_ok=True)
+        (out / SOUP_START).unlink(missing_ok=True)
     generator = TextGenerator(model, tokenizer, settings, device=trainer.device)
     card = C.card_fields(recipe.init, recipe.dataset if recipe.train is None else recipe.train, task, recipe)
     atomic_dir(out / FINAL, lambda d: generator.save_pretrained(d, card))

@@ -165,8 +165,7 @@ def format_markdown(report: dict[str, Any], references: dict[str, list[str]]) ->
                   "Budget: " + ", ".join(f"{k} {budget[k]}" for k in ("init", "max_steps", "batch_size", "lr",
                                                                        "mlm_warmup_steps", "max_source_length",
                                                                        "max_target_length") if k in budget)
-                  # a record from before --soup trained one model
-                  + f", soup {S.Seq2SeqRecipe.resolve_defaults(budget)['soup'] if 'soup' in budget else 1}.",
+                  + f", soup {S.Seq2SeqRecipe.resolve_defaults({**S.STORED_BEFORE, **budget})['soup']}.",
                   "", f"Machine: {report.get('machine')}.", "", f"Command: `{report.get('command')}`", ""]
     return "\n".join(lines)
 
