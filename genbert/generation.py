@@ -6,8 +6,9 @@ tokens from the scores. Scores follow transformers' convention: log-softmax over
 then the constraints on those log-probabilities, no renormalising; beam scores are running sums.
 Repetition penalty and n-gram blocking look at the generated tokens only (never the source); the
 word-level options (`no_repeat_word_ngram_size`, `no_repeat_content_words`) see the words those
-tokens make, through the tokenizer's `genbert.words.WordVocab`; so does `copy_subwords`, which
-lets a word of several pieces only spell a word of the source.
+tokens make, through the tokenizer's `genbert.words.WordVocab`; so do `copy_subwords`, which
+lets a word of several pieces only spell a word of the source, and `copy_numbers`, which lets a
+number only be a number of the source.
 
 Encoder-only bidirectional models (BERT itself) generate by masked diffusion (`DiffusionState`,
 `diffusion_sample`): a block of [MASK]s after the source, unmasked over a few full passes.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,7 @@ from torch import Tensor
 
 from . import masks, packing
 from .config import DIFFUSION_ORDERS
-from .words import CONT as CONT_KIND, START as START_KIND, SourceWords, WordVocab
+from .words import CONT as CONT_KIND, START as START_KIND, SourceNumbers, SourceWords, WordVocab
 
 NEG = -1.0e9
 DIFFUSION_ARGS = ("steps", "order", "remask", "block_length", "collapse_repeats", "on_step")
@@ -72,6 +73,9 @@ class GenerationConfig:
     # a word of several word pieces must be a word of the row's source, spelled on piece by piece:
     # names and rare words are copied, never made up of pieces ("usm", "darskft"; needs word_vocab)
     copy_subwords: bool = False
+    # a number is a number of the row's source, whole: figures are copied, never made up of pieces
+    # of several ("76.1.13bn"; needs word_vocab; token-by-token decoding only)
+    copy_numbers: bool = False
 
     def validate(self) -> None:
         def need(ok: bool, name: str, what: str) -> None:
@@ -93,7 +97,8 @@ class GenerationConfig:
              "no_repeat_word_ngram_size", "must be an int >= 0")
         need(isinstance(self.no_repeat_content_words, bool), "no_repeat_content_words", "must be True or False")
         need(isinstance(self.copy_subwords, bool), "copy_subwords", "must be True or False")
-        for name in ("no_repeat_word_ngram_size", "no_repeat_content_words", "copy_subwords"):
+        need(isinstance(self.copy_numbers, bool), "copy_numbers", "must be True or False")
+        for name in ("no_repeat_word_ngram_size", "no_repeat_content_words", "copy_subwords", "copy_numbers"):
             need(not getattr(self, name) or self.word_vocab is not None, name,
                  "needs word_vocab=genbert.words.WordVocab.from_tokenizer(tokenizer) (TextGenerator passes it)")
         need(self.early_stopping in (True, False, "never"), "early_stopping", "must be True, False or 'never'")
@@ -440,6 +445,50 @@ class CopySubwords:
         return word if word and self.vocab.kind(word[0]) == START_KIND and mask_id not in word else None
 
 
+class CopyNumbers:
+    """`copy_numbers` for a decoding batch: each source's numbers (`genbert.words.SourceNumbers`),
+    shared by its `rows_per_source` beams."""
+
+    def __init__(self, vocab: WordVocab, input_ids: Tensor, attention_mask: Tensor, rows_per_source: int,
+                 size: int):
+        self.vocab, self.per = vocab, rows_per_source
+        self.tables = [SourceNumbers(vocab, [i for i, m in zip(ids, keep) if m])
+                       for ids, keep in zip(input_ids.tolist(), attention_mask.tolist())]
+        digit = torch.zeros(size, dtype=torch.bool)
+        digit[[i for i, d in enumerate(vocab.digit_tokens()) if d and i < size]] = True
+        # a digit piece that no source number starts with may not start a number, per source
+        self.new = digit.repeat(len(self.tables), 1)
+        for r, table in enumerate(self.tables):
+            self.new[r, [i for i in table.starts if i < size]] = False
+        self.new = self.new.to(input_ids.device)
+        # after a whole number: what would extend it (a continuation piece, a joiner)
+        extend = torch.zeros(size, dtype=torch.bool)
+        extend[[i for i in vocab.continuation_ids() if i < size]] = True
+        extend[[i for i in range(min(size, len(vocab))) if vocab.joiner(i)]] = True
+        self.extend = extend.to(input_ids.device)
+
+    def apply(self, scores: Tensor, generated: Tensor) -> None:
+        """scores: (N, vocab), in place; generated: (N, t). A number may only start as a source
+        number starts, go on as one goes on, and end where one ends."""
+        ban = self.new.repeat_interleave(self.per, 0)
+        rows, toks = [], []
+        for r, seq in enumerate(generated.tolist()):
+            number = self.vocab.numbers(seq)[1]
+            if not number:
+                continue
+            table = self.tables[r // self.per]
+            allowed, may_end = table.allowed(number)
+            if not may_end and bool(torch.isfinite(scores[r, allowed]).any()):  # (else a row of -inf)
+                ban[r] = True
+            elif number in table.whole:
+                ban[r] |= self.extend
+            rows += [r] * len(allowed)
+            toks += allowed
+        if rows:
+            ban[torch.tensor(rows, device=ban.device), torch.tensor(toks, device=ban.device)] = False
+        scores.masked_fill_(ban, float("-inf"))
+
+
 # ---------------------------------------------------------------------- strategies
 CHUNK = 256  # vocabulary chunk of the two-level top-k / argmax below
 
@@ -481,9 +530,9 @@ def argmax_rows(x: Tensor) -> Tensor:
 
 
 def greedy_or_sample(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, device,
-                     bonus: Optional[Tensor] = None, subwords: Optional[CopySubwords] = None) -> Tensor:
+                     bonus: Optional[Tensor] = None, copying: Sequence[Any] = ()) -> Tensor:
     """bonus: (batch, vocab) added to every step's constrained scores (see `copy_bonus`);
-    subwords: `copy_subwords`' tables."""
+    copying: `CopySubwords`, `CopyNumbers` (what `copy_subwords`, `copy_numbers` ask for)."""
     generated = torch.empty(batch, 0, dtype=torch.long, device=device)
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     for _ in range(cfg.max_new_tokens):
@@ -491,8 +540,8 @@ def greedy_or_sample(state, batch: int, cfg: GenerationConfig, eos: int, pad: in
         scores = apply_constraints(logp, generated, cfg, eos)
         if bonus is not None:
             scores.add_(bonus)
-        if subwords is not None:
-            subwords.apply(scores, generated)
+        for rule in copying:
+            rule.apply(scores, generated)
         tok = sample_from(scores, cfg) if cfg.do_sample else argmax_rows(scores)
         tok = tok.masked_fill(done, pad)
         generated = torch.cat([generated, tok[:, None]], 1)
@@ -503,11 +552,11 @@ def greedy_or_sample(state, batch: int, cfg: GenerationConfig, eos: int, pad: in
 
 
 def beam_search(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, device,
-                bonus: Optional[Tensor] = None, subwords: Optional[CopySubwords] = None) -> Tensor:
+                bonus: Optional[Tensor] = None, copying: Sequence[Any] = ()) -> Tensor:
     """Vectorised beam search with transformers' semantics (top 2K candidates, length penalty
     on finished hypotheses, `early_stopping` True / False heuristic / "never"). bonus:
     (batch * num_beams, vocab) added to every step's constrained scores (see `copy_bonus`);
-    subwords: `copy_subwords`' tables."""
+    copying: as for `greedy_or_sample`."""
     k, lp, steps = cfg.num_beams, cfg.length_penalty, cfg.max_new_tokens
     seqs = torch.full((batch, k, steps), pad, dtype=torch.long, device=device)
     scores = torch.full((batch, k), NEG, device=device)
@@ -525,8 +574,8 @@ def beam_search(state, batch: int, cfg: GenerationConfig, eos: int, pad: int, de
         logp = apply_constraints(logp, flat, cfg, eos)
         if bonus is not None:
             logp.add_(bonus)
-        if subwords is not None:
-            subwords.apply(logp, flat)
+        for rule in copying:
+            rule.apply(logp, flat)
         # the best 2K continuations of a source are among the best 2K of each of its beams: a
         # top-k over each beam's vocabulary, then over the K x 2K survivors (not K x vocab)
         width = min(2 * k, logp.shape[-1])
@@ -701,6 +750,9 @@ def _check_decoding_arguments(model, cfg: GenerationConfig, diffusion: bool) -> 
             if bad:
                 raise ValueError(f"{name}={getattr(cfg, name)!r}: not supported by diffusion decoding "
                                  "(an encoder-only bidirectional model)")
+        if cfg.copy_numbers:
+            raise ValueError("copy_numbers=True: not supported by diffusion decoding (a number's pieces are "
+                             "committed in any order)")
         if cfg.copy_subwords and cfg.remask:
             raise ValueError("copy_subwords=True: not supported with remask=True (a re-masked piece would "
                              "leave the pieces after it without their word)")
@@ -754,6 +806,8 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
     bonus = copy_bonus(input_ids, attention_mask, cfg.copy_bias, c, c.vocab_size, k)  # diffusion: k == 1
     subwords = CopySubwords(cfg.word_vocab, input_ids, attention_mask, k, c.vocab_size) \
         if cfg.copy_subwords else None
+    numbers = CopyNumbers(cfg.word_vocab, input_ids, attention_mask, k, c.vocab_size) if cfg.copy_numbers else None
+    copying = [rule for rule in (subwords, numbers) if rule is not None]
     was_training = model.training
     model.eval()
     try:
@@ -790,10 +844,10 @@ def generate(model, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
             fed = 2 if mp else 1  # mask-predict feeds the last token and a [MASK]
         strategy = greedy_or_sample if k == 1 else beam_search
         if not cfg.use_cache:
-            return strategy(state, batch, cfg, eos, pad, device, bonus, subwords)
+            return strategy(state, batch, cfg, eos, pad, device, bonus, copying)
         # every cached step feeds the same number of rows: let MKL pack the generating weights
         stack = model.decoder if model.decoder is not None else model
         with packing.packed_for(stack, batch * k * fed):
-            return strategy(state, batch, cfg, eos, pad, device, bonus, subwords)
+            return strategy(state, batch, cfg, eos, pad, device, bonus, copying)
     finally:
         model.train(was_training)

@@ -25,8 +25,8 @@ DTYPES = (None, "float32", "int8")  # weights a TextGenerator decodes with (None
 GENERATION_KEYS = ("num_beams", "max_new_tokens", "min_new_tokens", "length_penalty", "no_repeat_ngram_size",
                    "no_repeat_word_ngram_size", "no_repeat_content_words",
                    "repetition_penalty", "early_stopping", "do_sample", "temperature", "top_k", "top_p",
-                   "steps", "order", "remask", "block_length",
-                   "collapse_repeats", "copy_bias", "copy_subwords")  # steps .. collapse_repeats: diffusion (bidirectional)
+                   "steps", "order", "remask", "block_length", "collapse_repeats",  # diffusion (bidirectional)
+                   "copy_bias", "copy_subwords", "copy_numbers")
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,8 @@ class TextGenerator:
         gen = {k: self.settings[k] for k in GENERATION_KEYS if k in self.settings}
         gen.update(kwargs)
         gen.setdefault("max_new_tokens", self.settings.get("max_target_length", 32))
-        if gen.get("no_repeat_word_ngram_size") or gen.get("no_repeat_content_words") or gen.get("copy_subwords"):
+        if any(gen.get(k) for k in ("no_repeat_word_ngram_size", "no_repeat_content_words", "copy_subwords",
+                                    "copy_numbers")):
             gen.setdefault("word_vocab", self.word_vocab)
         max_len, model_limit = self._max_source_length(max_source_length, gen["max_new_tokens"])
         # one token more than kept tells which inputs are cut, without tokenizer warnings about long text

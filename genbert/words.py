@@ -9,7 +9,9 @@ generation can block repeated *words*:
 * ``no_repeat_word_ngram_size=n``: no word n-gram occurs twice;
 * ``no_repeat_content_words=True``: no content word (:func:`is_content_word`) occurs twice;
 * ``copy_subwords=True``: a word of several pieces is a word of the source, spelled piece by
-  piece (:class:`SourceWords`), so rare words and names are copied, never invented.
+  piece (:class:`SourceWords`), so rare words and names are copied, never invented;
+* ``copy_numbers=True``: a number is a number of the source, whole (:class:`SourceNumbers`), so
+  figures are copied, never made up of pieces of several ("76.1.13bn", "fewer-000").
 
 A word counts as chosen at its first piece (its *head*, :meth:`WordVocab.head`), so a repeat is
 blocked there, not halfway through the word: after "devos" (``dev ##os``), ``dev`` cannot start
@@ -22,7 +24,8 @@ import unicodedata
 from functools import lru_cache
 from typing import Any, Optional, Sequence
 
-__all__ = ["FUNCTION_WORDS", "is_content_word", "content_words", "stem", "WordVocab", "SourceWords"]
+__all__ = ["FUNCTION_WORDS", "is_content_word", "content_words", "stem", "WordVocab", "SourceWords",
+           "SourceNumbers"]
 
 # English function words, and the fragments BERT's tokenizer leaves of contractions (don ' t). Not
 # "us": in lowercased news it is the country ("us jobs fall in us job rate") far more than the pronoun
@@ -74,6 +77,8 @@ def _is_punctuation(text: str) -> bool:
 
 
 START, CONT, SEP = 0, 1, 2  # a token that starts a word, continues one, or separates words
+# punctuation that joins the digit groups of one number ("5.3", "146,000", "3:30", "2-1", "24/7")
+NUMBER_JOINERS = frozenset(".,:-/")
 
 
 class WordVocab:
@@ -92,6 +97,7 @@ class WordVocab:
         self._content: Optional[list[bool]] = None
         self._continuations: Optional[list[int]] = None
         self._stem_mates: Optional[dict[str, list[int]]] = None
+        self._digits: Optional[list[bool]] = None
 
     def __len__(self) -> int:
         return len(self.kinds)
@@ -150,6 +156,17 @@ class WordVocab:
             self._stem_mates = mates
         return self._stem_mates
 
+    def digit_tokens(self) -> list[bool]:
+        """Per id: a word piece whose characters start with a digit ("76", "##60", "1990s"), the
+        token that starts a number or a digit group of one. Computed once per vocabulary."""
+        if self._digits is None:
+            self._digits = [k != SEP and s[:1].isdigit() for k, s in zip(self.kinds, self.surfaces)]
+        return self._digits
+
+    def joiner(self, i: int) -> bool:
+        """A punctuation token that joins the digit groups of one number (NUMBER_JOINERS)."""
+        return self.kind(i) == SEP and self.surfaces[i] in NUMBER_JOINERS
+
     # ------------------------------------------------------------------ words of a token sequence
     def kind(self, i: int) -> int:
         """START, CONT or SEP (an id beyond the vocabulary separates)."""
@@ -169,6 +186,37 @@ class WordVocab:
                 words.append(tuple(cur))
             cur = [i] if k == START else []
         return [w for w in words if self.text(w)], tuple(cur)
+
+    def numbers(self, ids: Sequence[int]) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
+        """The finished numbers of ``ids`` and the number still open at the end (empty when none;
+        it may end with a joiner). A number is a digit piece and the continuation pieces after it
+        ("13 ##bn", "123 ##45"), then any more such groups each after one joiner ("146 , 000",
+        "5 . 3"); a joiner not followed by a digit piece is no part of it ("in 2004 .")."""
+        digits = self.digit_tokens()
+        found: list[tuple[int, ...]] = []
+        cur: list[int] = []
+        for i in ids:
+            if cur and not self.joiner(cur[-1]) and (self.kind(i) == CONT or self.joiner(i)):
+                cur.append(i)
+                continue
+            if cur and self.joiner(cur[-1]) and 0 <= i < len(digits) and digits[i] and self._joins(cur, i):
+                cur.append(i)
+                continue
+            if cur:
+                found.append(tuple(cur[:-1] if self.joiner(cur[-1]) else cur))
+            cur = [i] if 0 <= i < len(digits) and digits[i] else []
+        return found, tuple(cur)
+
+    def _joins(self, number: list[int], digit: int) -> bool:
+        """Whether the joiner that ends ``number`` joins ``digit`` to it. A comma only as a thousands
+        separator ("146 , 000"), not between two numbers of a list ("in 2004 , 300 jobs"): the text
+        loses the space after the comma, so a group of 1-3 digits, a comma, then 3 digits."""
+        if self.surfaces[number[-1]] != ",":
+            return True
+        group = self.text(number[_last_group(self, number):-1])
+        after = self.surfaces[digit]
+        return self.kind(digit) == START and len(after) == 3 and after.isdigit() \
+            and 1 <= len(group) <= 3 and group.isdigit()
 
     def text(self, word: Sequence[int]) -> str:
         return "".join(self.surfaces[i] for i in word if 0 <= i < len(self.surfaces))
@@ -247,3 +295,37 @@ class SourceWords:
         """(the continuation pieces allowed after ``open_word``, whether the word may end here)."""
         must_go_on = len(open_word) >= 2 and open_word not in self.whole and open_word in self.next
         return self.next.get(open_word, []), not must_go_on
+
+
+def _last_group(vocab: WordVocab, number: Sequence[int]) -> int:
+    """Where the last digit group of ``number`` (ending with a joiner) starts."""
+    j = len(number) - 2
+    while j > 0 and not vocab.joiner(number[j - 1]):
+        j -= 1
+    return j
+
+
+class SourceNumbers:
+    """The numbers of one source (:meth:`WordVocab.numbers`), for ``copy_numbers``: a generated
+    number must be one of them, whole. Headlines restate the article's figures; a model that half
+    remembers them joins the pieces of several ("google profits to 76.1.13bn") or writes a digit
+    group of one after a word ("fewer-000"), which a reader takes for a fact."""
+
+    def __init__(self, vocab: WordVocab, source: Sequence[int]):
+        found, last = vocab.numbers(source)
+        if last:
+            found.append(last[:-1] if vocab.joiner(last[-1]) else last)
+        self.whole = set(found)
+        self.starts = sorted({n[0] for n in self.whole})
+        nexts: dict[tuple[int, ...], set[int]] = {}
+        for n in self.whole:
+            for m in range(1, len(n)):
+                nexts.setdefault(n[:m], set()).add(n[m])
+        self.next = {k: sorted(v) for k, v in nexts.items()}
+
+    def allowed(self, open_number: tuple[int, ...]) -> tuple[list[int], bool]:
+        """(the pieces that may continue ``open_number`` (:meth:`WordVocab.numbers`), whether it
+        may end here). A number that is a proper prefix of a source number only, or that ends
+        with a joiner, must go on; one that is no prefix of any is left alone (([], True))."""
+        nxt = self.next.get(open_number, [])
+        return nxt, not nxt or open_number in self.whole

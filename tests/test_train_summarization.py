@@ -95,7 +95,7 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
     decoding = {"steps", "order", "block_length", "collapse_repeats", "no_repeat_content_words", "copy_subwords"} \
         if scheme == "bidirectional" else {
         "num_beams", "no_repeat_ngram_size", "no_repeat_word_ngram_size", "no_repeat_content_words",
-        "length_penalty", "copy_subwords"}
+        "length_penalty", "copy_subwords", "copy_numbers"}
     assert set(settings) == {"max_source_length", "max_target_length", "max_new_tokens", "scheme", "objective",
                              "copy_bias", *decoding}
     assert settings["copy_bias"] == (2.0 if scheme == "bidirectional" else 2.5)  # summarization's copy prior
@@ -395,6 +395,18 @@ def test_copy_subwords_default_follows_the_task_and_scheme():
     off = build_parser().parse_args(["--no-copy-subwords"])
     assert Seq2SeqRecipe.resolve({"copy_subwords": off.copy_subwords}).generation_settings()["copy_subwords"] is False
     assert Seq2SeqRecipe.resolve({"scheme": "bidirectional"}).generation_settings()["copy_subwords"] is True
+
+
+def test_copy_numbers_default_follows_the_task_and_scheme():
+    """Summarization decoded token by token copies numbers whole from the source (chosen on
+    validation); translation does not, and diffusion, which cannot follow the rule, is never asked to."""
+    from genbert.recipes.seq2seq import Seq2SeqRecipe, build_parser
+    assert Seq2SeqRecipe.resolve({}).generation_settings("summarization")["copy_numbers"] is True
+    assert Seq2SeqRecipe.resolve({}).generation_settings("translation")["copy_numbers"] is False
+    assert Seq2SeqRecipe.resolve({"scheme": "encoder-decoder"}).generation_settings()["copy_numbers"] is True
+    off = build_parser().parse_args(["--no-copy-numbers"])
+    assert Seq2SeqRecipe.resolve({"copy_numbers": off.copy_numbers}).generation_settings()["copy_numbers"] is False
+    assert "copy_numbers" not in Seq2SeqRecipe.resolve({"scheme": "bidirectional"}).generation_settings()
 
 
 def test_word_repeat_blocking_defaults_by_task_and_scheme():

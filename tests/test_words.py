@@ -5,7 +5,7 @@ import torch
 from genbert import DecoderConfig, GenBert, TextGenerator
 from genbert.generation import GenerationConfig, apply_constraints
 from genbert.metrics import repeated_content_word_share
-from genbert.words import CONT, SEP, START, SourceWords, WordVocab, content_words, is_content_word
+from genbert.words import CONT, SEP, START, SourceNumbers, SourceWords, WordVocab, content_words, is_content_word
 from conftest import padded_batch, tiny_config
 
 # a 99-token vocabulary for the tiny models: 0-3 special, punctuation, function words, content
@@ -299,6 +299,8 @@ def test_cli_word_options(wordpiece_generator, tmp_path, capsys):
                    "--device", "cpu"])
     assert capsys.readouterr().out.splitlines() == wordpiece_generator.generate(SOURCES, copy_subwords=True,
                                                                                 copy_bias=2.0)
+    generate_main([str(tmp_path / "m"), str(tmp_path / "in.txt"), "--copy-numbers", "--device", "cpu"])
+    assert capsys.readouterr().out.splitlines() == wordpiece_generator.generate(SOURCES, copy_numbers=True)
 
 
 def test_text_generator_output_is_clean_text(wordpiece_generator, wordpiece, monkeypatch):
@@ -331,3 +333,84 @@ def test_repeated_content_word_share():
     assert repeated_content_word_share(stems) == 0.0  # other words
     assert repeated_content_word_share(stems, stems=True) == 1.0  # one stem
     assert repeated_content_word_share(clean, stems=True) == 0.0
+
+
+# ---------------------------------------------------------------- copy_numbers
+# a 99-token vocabulary in which numbers are common: digit groups, their continuation pieces, joiners
+NUM_TOKENS = (["[PAD]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "-", ":", "%", "$", "'", "the", "to", "in"]
+              + [str(i) for i in range(38)] + ["000", "300"] + [f"w{i}" for i in range(54, 84)]
+              + ["##bn", "##m", "##s"] + [f"##{i}" for i in range(12)])
+assert len(NUM_TOKENS) == 99
+NUM = WordVocab.from_tokens(NUM_TOKENS, special_ids=[0, 1, 2, 3])
+T = {t: i for i, t in enumerate(NUM_TOKENS)}
+
+
+def _ids(text: str) -> list[int]:
+    return [T[t] for t in text.split()]
+
+
+def test_numbers_of_a_token_sequence():
+    found, last = NUM.numbers(_ids("w54 1 . 13 ##bn in 2 . w55 5 , 000 ##m 3 - 1 . $ ##7 ##s 7"))
+    text = lambda n: " ".join(NUM_TOKENS[i] for i in n)  # noqa: E731
+    # "2 ." is a number and a full stop; a joiner starts nothing; "$ ##7 ##s": the "##7" starts it
+    assert [text(n) for n in found] == ["1 . 13 ##bn", "2", "5 , 000 ##m", "3 - 1", "##7 ##s"]
+    assert text(last) == "7" and NUM.numbers(_ids("w54 5 ,"))[1] == tuple(_ids("5 ,"))
+    # a comma joins a thousands group ("5,000") only: "1.13bn, 1" and "3711, 300" are two numbers each
+    table = SourceNumbers(NUM, _ids("w54 1 . 13 ##bn , 1 w55 5 , 000 in 37 ##11 , 300 ."))
+    assert {text(n) for n in table.whole} == {"1 . 13 ##bn", "1", "5 , 000", "37 ##11", "300"}
+    assert table.allowed(tuple(_ids("1"))) == (_ids("."), True)  # "1" is whole, and "1.13bn" goes on
+    assert table.allowed(tuple(_ids("1 ."))) == (_ids("13"), False)  # after a joiner: must go on
+    assert table.allowed(tuple(_ids("5"))) == (_ids(","), False)  # "5" alone is no source number
+    assert table.allowed(tuple(_ids("1 . 13 ##bn"))) == ([], True)
+    assert table.allowed(tuple(_ids("7"))) == ([], True)  # no prefix of a source number: left alone
+    assert [NUM_TOKENS[i] for i in table.starts] == ["1", "5", "37", "300"]
+    # sentencepiece: "▁1 . 13 bn" (pieces without "▁" continue the group), "▁2004"
+    sp = WordVocab.from_tokens(["[PAD]", "\u25811", ".", "13", "bn", "\u2581in", "\u25812004"], [0], sentencepiece=True)
+    assert sp.numbers([1, 2, 3, 4, 5, 6, 2]) == ([(1, 2, 3, 4)], (6, 2))  # open, "." may still join
+
+
+def _numbers_not_copied(row, source, eos=2):
+    """Numbers of `row` that are no whole number of `source` (the last may be cut by the length)."""
+    table = SourceNumbers(NUM, source)
+    cut = eos not in row
+    found, last = NUM.numbers(row[:row.index(eos)] if eos in row else row)
+    if last:
+        found.append(last)
+    return [n for i, n in enumerate(found) if n not in table.whole
+            and not (cut and i == len(found) - 1 and n in table.next)]
+
+
+@pytest.mark.parametrize("kind, strategy", [(k, s) for k in sorted(KINDS) for s in ("greedy", "beam")])
+def test_copy_numbers_only_writes_source_numbers(kind, strategy):
+    torch.manual_seed(0)
+    model = GenBert(tiny_config(**KINDS[kind])).eval()
+    for p in model.parameters():  # wide weights: varied outputs, and plenty of digit pieces
+        torch.nn.init.normal_(p, std=0.2)
+    ids, am = padded_batch([12, 9, 5, 11], low=4, seed=5)
+    sources = [r[:n] for r, n in zip(ids.tolist(), am.sum(1).tolist())]
+
+    def gen(ids, am, **kw):
+        return model.generate(ids, am, max_new_tokens=12, word_vocab=NUM, copy_bias=2.0, no_repeat_ngram_size=1,
+                              **STRATEGIES[strategy], **kw)
+
+    plain, copied = gen(ids, am), gen(ids, am, copy_numbers=True)
+    assert any(_numbers_not_copied(r, s) for r, s in zip(plain.tolist(), sources))  # the test can fail
+    assert not any(_numbers_not_copied(r, s) for r, s in zip(copied.tolist(), sources))
+    assert any(NUM.numbers(r)[0] for r in copied.tolist())  # and still writes some numbers
+    both = gen(ids, am, copy_numbers=True, copy_subwords=True)
+    assert not any(_numbers_not_copied(r, s) for r, s in zip(both.tolist(), sources))
+    assert torch.equal(copied, gen(ids, am, copy_numbers=True, use_cache=False))
+    alone = gen(ids[2:3, :5], am[2:3, :5], copy_numbers=True)  # a padded row gets what it gets alone
+    assert alone[0].tolist() == copied[2].tolist()[:alone.shape[1]]
+
+
+def test_copy_numbers_arguments():
+    ids, am = padded_batch([5], low=4)
+    prefix = GenBert(tiny_config(mask_scheme="prefix")).eval()
+    with pytest.raises(ValueError, match="copy_numbers.*word_vocab"):
+        prefix.generate(ids, am, max_new_tokens=4, copy_numbers=True)
+    with pytest.raises(ValueError, match="copy_numbers"):
+        prefix.generate(ids, am, max_new_tokens=4, copy_numbers="yes", word_vocab=NUM)
+    diffusion = GenBert(tiny_config(mask_scheme="bidirectional")).eval()
+    with pytest.raises(ValueError, match="copy_numbers.*diffusion"):
+        diffusion.generate(ids, am, max_new_tokens=4, copy_numbers=True, word_vocab=NUM)

@@ -55,7 +55,7 @@ def flag_name(name: str) -> str:
 # shared by `genbert generate` and benchmark.py; a flag not given keeps the model's stored setting
 GENERATION_FLAGS = ("max_source_length", "num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size",
                     "no_repeat_word_ngram_size", "no_repeat_content_words", "steps", "order", "block_length",
-                    "collapse_repeats", "copy_bias", "copy_subwords")
+                    "collapse_repeats", "copy_bias", "copy_subwords", "copy_numbers")
 GENERATION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_source_length": (lambda v: v >= 3, "must be >= 3 ([CLS], a token, [SEP])"),
     "num_beams": (lambda v: v >= 1, "must be >= 1"),
@@ -92,6 +92,8 @@ def add_generation_arguments(g: Any) -> None:
     g.add_argument("--copy-subwords", action=argparse.BooleanOptionalAction,
                    help="a word of several word pieces must be a word of the source (names are copied, "
                         "not made up of pieces)")
+    g.add_argument("--copy-numbers", action=argparse.BooleanOptionalAction,
+                   help="a number must be a number of the source, whole (figures are copied, not made up)")
 
 
 def check_generation_arguments(args: Any) -> dict[str, Any]:

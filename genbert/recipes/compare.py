@@ -265,7 +265,7 @@ def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: 
     gen = TextGenerator.from_pretrained(out / S.FINAL, device=device)
     today = recipe.generation_settings(task)  # a run trained before a default changed decodes with today's
     gen.settings.update({k: today[k] for k in ("copy_bias", "no_repeat_content_words", "copy_subwords",
-                                               "no_repeat_word_ngram_size") if k in today})
+                                               "copy_numbers", "no_repeat_word_ngram_size") if k in today})
     gen.generate([data.validation[0]["source"]])  # one-time start-up costs stay out of the timings
     key = "rougeL" if task == "summarization" else "bleu"
     search: list[dict[str, Any]] = []
