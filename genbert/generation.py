@@ -461,15 +461,16 @@ class CopyNumbers:
         for r, table in enumerate(self.tables):
             self.new[r, [i for i in table.starts if i < size]] = False
         self.new = self.new.to(input_ids.device)
-        # after a whole number: what would extend it (a continuation piece, a joiner)
-        extend = torch.zeros(size, dtype=torch.bool)
+        # after a whole number: what would extend it (a continuation piece, a joiner) or stand beside it
+        # as a second number ("£5 800,000")
+        extend = digit.clone()
         extend[[i for i in vocab.continuation_ids() if i < size]] = True
         extend[[i for i in range(min(size, len(vocab))) if vocab.joiner(i)]] = True
         self.extend = extend.to(input_ids.device)
 
     def apply(self, scores: Tensor, generated: Tensor) -> None:
         """scores: (N, vocab), in place; generated: (N, t). A number may only start as a source
-        number starts, go on as one goes on, and end where one ends."""
+        number starts, go on as one goes on, and end where one ends; no number follows another."""
         ban = self.new.repeat_interleave(self.per, 0)
         rows, toks = [], []
         for r, seq in enumerate(generated.tolist()):
