@@ -72,6 +72,14 @@ def _stemmer() -> Any:
     return porter.PorterStemmer()
 
 
+def _unsigned(text: str) -> str:
+    """``text`` without the currency signs it starts with ("£5" -> "5")."""
+    i = 0
+    while i < len(text) and unicodedata.category(text[i]) == "Sc":
+        i += 1
+    return text[i:]
+
+
 def _is_punctuation(text: str) -> bool:
     return bool(text) and all(unicodedata.category(c)[0] in "PSZ" for c in text)
 
@@ -157,10 +165,11 @@ class WordVocab:
         return self._stem_mates
 
     def digit_tokens(self) -> list[bool]:
-        """Per id: a word piece whose characters start with a digit ("76", "##60", "1990s"), the
-        token that starts a number or a digit group of one. Computed once per vocabulary."""
+        """Per id: a word piece whose characters start with a digit, after any currency sign ("76",
+        "##60", "1990s", "£5": WordPiece keeps "£52" as "£5 ##2"), the token that starts a number or a
+        digit group of one. Computed once per vocabulary."""
         if self._digits is None:
-            self._digits = [k != SEP and s[:1].isdigit() for k, s in zip(self.kinds, self.surfaces)]
+            self._digits = [k != SEP and _unsigned(s)[:1].isdigit() for k, s in zip(self.kinds, self.surfaces)]
         return self._digits
 
     def joiner(self, i: int) -> bool:
