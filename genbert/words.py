@@ -222,7 +222,7 @@ class WordVocab:
         loses the space after the comma, so a group of 1-3 digits, a comma, then 3 digits."""
         if self.surfaces[number[-1]] != ",":
             return True
-        group = self.text(number[_last_group(self, number):-1])
+        group = _unsigned(self.text(number[_last_group(self, number):-1]))
         after = self.surfaces[digit]
         return self.kind(digit) == START and len(after) == 3 and after.isdigit() \
             and 1 <= len(group) <= 3 and group.isdigit()

@@ -368,6 +368,8 @@ def test_numbers_of_a_token_sequence():
     gbp = WordVocab.from_tokens(["[PAD]", "£5", "##2", "£", "w"], [0])
     assert gbp.digit_tokens() == [False, True, True, False, False]
     assert gbp.numbers([4, 1, 2, 4, 3]) == ([(1, 2)], ())
+    gbp = WordVocab.from_tokens(["[PAD]", "£2", ",", "000", "£", "w"], [0])  # "£2,000": one number
+    assert gbp.numbers([5, 1, 2, 3, 5]) == ([(1, 2, 3)], ())
     # sentencepiece: "▁1 . 13 bn" (pieces without "▁" continue the group), "▁2004"
     sp = WordVocab.from_tokens(["[PAD]", "\u25811", ".", "13", "bn", "\u2581in", "\u25812004"], [0], sentencepiece=True)
     assert sp.numbers([1, 2, 3, 4, 5, 6, 2]) == ([(1, 2, 3, 4)], (6, 2))  # open, "." may still join
