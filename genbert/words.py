@@ -284,6 +284,15 @@ class WordVocab:
         return out
 
 
+def _continuations(sequences: set[tuple[int, ...]]) -> dict[tuple[int, ...], list[int]]:
+    """Each proper prefix of the token ``sequences`` -> the tokens that may follow it, sorted."""
+    nexts: dict[tuple[int, ...], set[int]] = {}
+    for seq in sequences:
+        for m in range(1, len(seq)):
+            nexts.setdefault(seq[:m], set()).add(seq[m])
+    return {k: sorted(v) for k, v in nexts.items()}
+
+
 class SourceWords:
     """The multi-piece words of one source, as a table from each proper prefix of such a word (its
     first pieces) to the pieces that may follow it, for ``copy_subwords``: after the open word of a
@@ -294,11 +303,7 @@ class SourceWords:
     def __init__(self, vocab: WordVocab, source: Sequence[int]):
         words, last = vocab.split(source)
         self.whole = set(words + ([last] if last else []))
-        nexts: dict[tuple[int, ...], set[int]] = {}
-        for w in self.whole:
-            for m in range(1, len(w)):
-                nexts.setdefault(w[:m], set()).add(w[m])
-        self.next = {k: sorted(v) for k, v in nexts.items()}
+        self.next = _continuations(self.whole)
 
     def allowed(self, open_word: tuple[int, ...]) -> tuple[list[int], bool]:
         """(the continuation pieces allowed after ``open_word``, whether the word may end here)."""
@@ -326,11 +331,7 @@ class SourceNumbers:
             found.append(last[:-1] if vocab.joiner(last[-1]) else last)
         self.whole = set(found)
         self.starts = sorted({n[0] for n in self.whole})
-        nexts: dict[tuple[int, ...], set[int]] = {}
-        for n in self.whole:
-            for m in range(1, len(n)):
-                nexts.setdefault(n[:m], set()).add(n[m])
-        self.next = {k: sorted(v) for k, v in nexts.items()}
+        self.next = _continuations(self.whole)
 
     def allowed(self, open_number: tuple[int, ...]) -> tuple[list[int], bool]:
         """(the pieces that may continue ``open_number`` (:meth:`WordVocab.numbers`), whether it
