@@ -28,6 +28,8 @@ from .config import DIFFUSION_ORDERS
 from .words import CONT as CONT_KIND, START as START_KIND, SourceNumbers, SourceWords, WordVocab
 
 NEG = -1.0e9
+# the options that read words off the vocabulary: each needs GenerationConfig.word_vocab
+WORD_VOCAB_OPTIONS = ("no_repeat_word_ngram_size", "no_repeat_content_words", "copy_subwords", "copy_numbers")
 DIFFUSION_ARGS = ("steps", "order", "remask", "block_length", "collapse_repeats", "on_step")
 
 
@@ -98,7 +100,7 @@ class GenerationConfig:
         need(isinstance(self.no_repeat_content_words, bool), "no_repeat_content_words", "must be True or False")
         need(isinstance(self.copy_subwords, bool), "copy_subwords", "must be True or False")
         need(isinstance(self.copy_numbers, bool), "copy_numbers", "must be True or False")
-        for name in ("no_repeat_word_ngram_size", "no_repeat_content_words", "copy_subwords", "copy_numbers"):
+        for name in WORD_VOCAB_OPTIONS:
             need(not getattr(self, name) or self.word_vocab is not None, name,
                  "needs word_vocab=genbert.words.WordVocab.from_tokenizer(tokenizer) (TextGenerator passes it)")
         need(self.early_stopping in (True, False, "never"), "early_stopping", "must be True, False or 'never'")
@@ -377,6 +379,18 @@ def copy_bonus(input_ids: Tensor, attention_mask: Tensor, bias: float, config, v
     return bonus.repeat_interleave(rows_per_source, 0)
 
 
+def _sources(input_ids: Tensor, attention_mask: Tensor) -> list[list[int]]:
+    """Each row's real tokens (padding dropped), for the copy rules' per-source tables."""
+    return [[i for i, m in zip(ids, keep) if m] for ids, keep in zip(input_ids.tolist(), attention_mask.tolist())]
+
+
+def _vocab_mask(ids, size: int) -> Tensor:
+    """(size,) bool, True at `ids` (those below `size`: a vocabulary may outgrow the logits)."""
+    mask = torch.zeros(size, dtype=torch.bool)
+    mask[[i for i in ids if i < size]] = True
+    return mask
+
+
 class CopySubwords:
     """`copy_subwords` for a decoding batch: each source's table of word pieces
     (`genbert.words.SourceWords`), shared by its `rows_per_source` beams."""
@@ -384,11 +398,8 @@ class CopySubwords:
     def __init__(self, vocab: WordVocab, input_ids: Tensor, attention_mask: Tensor, rows_per_source: int,
                  size: int):
         self.vocab, self.per = vocab, rows_per_source
-        self.tables = [SourceWords(vocab, [i for i, m in zip(ids, keep) if m])
-                       for ids, keep in zip(input_ids.tolist(), attention_mask.tolist())]
-        cont = torch.zeros(size, dtype=torch.bool)
-        cont[[i for i in vocab.continuation_ids() if i < size]] = True
-        self.cont = cont.to(input_ids.device)
+        self.tables = [SourceWords(vocab, src) for src in _sources(input_ids, attention_mask)]
+        self.cont = _vocab_mask(vocab.continuation_ids(), size).to(input_ids.device)
 
     def apply(self, scores: Tensor, generated: Tensor) -> None:
         """scores: (N, vocab), in place; generated: (N, t). Every continuation piece gets -inf
@@ -452,26 +463,22 @@ class CopyNumbers:
     def __init__(self, vocab: WordVocab, input_ids: Tensor, attention_mask: Tensor, rows_per_source: int,
                  size: int):
         self.vocab, self.per = vocab, rows_per_source
-        self.tables = [SourceNumbers(vocab, [i for i, m in zip(ids, keep) if m])
-                       for ids, keep in zip(input_ids.tolist(), attention_mask.tolist())]
-        digit = torch.zeros(size, dtype=torch.bool)
-        digit[[i for i, d in enumerate(vocab.digit_tokens()) if d and i < size]] = True
-        # a digit piece that no source number starts with may not start a number, per source
-        self.new = digit.repeat(len(self.tables), 1)
-        for r, table in enumerate(self.tables):
-            self.new[r, [i for i in table.starts if i < size]] = False
-        self.new = self.new.to(input_ids.device)
+        self.tables = [SourceNumbers(vocab, src) for src in _sources(input_ids, attention_mask)]
+        digit = _vocab_mask([i for i, d in enumerate(vocab.digit_tokens()) if d], size)
+        # a digit piece that no source number starts with may not start a number: per source, one
+        # row per beam, built once (each step starts from a copy)
+        new = torch.stack([digit & ~_vocab_mask(table.starts, size) for table in self.tables])
+        self.new = new.repeat_interleave(rows_per_source, 0).to(input_ids.device)
         # after a whole number: what would extend it (a continuation piece, a joiner) or stand beside it
         # as a second number ("£5 800,000")
-        extend = digit.clone()
-        extend[[i for i in vocab.continuation_ids() if i < size]] = True
-        extend[[i for i in range(min(size, len(vocab))) if vocab.joiner(i)]] = True
+        extend = digit | _vocab_mask(vocab.continuation_ids(), size) \
+            | _vocab_mask([i for i in range(len(vocab)) if vocab.joiner(i)], size)
         self.extend = extend.to(input_ids.device)
 
     def apply(self, scores: Tensor, generated: Tensor) -> None:
         """scores: (N, vocab), in place; generated: (N, t). A number may only start as a source
         number starts, go on as one goes on, and end where one ends; no number follows another."""
-        ban = self.new.repeat_interleave(self.per, 0)
+        ban = self.new.clone()
         rows, toks = [], []
         for r, seq in enumerate(generated.tolist()):
             number = self.vocab.numbers(seq)[1]

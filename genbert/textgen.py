@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional
 
 import torch
 
+from .generation import WORD_VOCAB_OPTIONS
 from .hub import resolve_model_dir, write_model_card
 from .io import write_json
 from .model import GenBert
@@ -168,8 +169,7 @@ class TextGenerator:
         gen = {k: self.settings[k] for k in GENERATION_KEYS if k in self.settings}
         gen.update(kwargs)
         gen.setdefault("max_new_tokens", self.settings.get("max_target_length", 32))
-        if any(gen.get(k) for k in ("no_repeat_word_ngram_size", "no_repeat_content_words", "copy_subwords",
-                                    "copy_numbers")):
+        if any(gen.get(k) for k in WORD_VOCAB_OPTIONS):
             gen.setdefault("word_vocab", self.word_vocab)
         max_len, model_limit = self._max_source_length(max_source_length, gen["max_new_tokens"])
         # one token more than kept tells which inputs are cut, without tokenizer warnings about long text
