@@ -110,9 +110,9 @@ class GenBertConfig:
             raise ValueError(f"decoding must be one of {DECODINGS}, got {self.decoding!r}")
         if self.diffusion_mask not in DIFFUSION_MASKS:
             raise ValueError(f"diffusion_mask must be one of {DIFFUSION_MASKS}, got {self.diffusion_mask!r}")
-        if self.copy_attention and (self.mask_scheme != "prefix" or self.decoder is not None):
-            raise ValueError("copy_attention needs an encoder-only model with mask_scheme 'prefix' (its source is "
-                             "the token-type-0 segment)")
+        if self.copy_attention and (self.mask_scheme not in ("prefix", "bidirectional") or self.decoder is not None):
+            raise ValueError("copy_attention needs an encoder-only model with mask_scheme 'prefix' or 'bidirectional' "
+                             "(diffusion; its source is the token-type-0 segment)")
         if self.objective is not None and self.objective not in ALL_OBJECTIVES:
             raise ValueError(f"objective must be one of {ALL_OBJECTIVES} or None, got {self.objective!r}")
         if self.hidden_size % self.num_attention_heads:

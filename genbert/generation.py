@@ -273,13 +273,16 @@ class DiffusionState:
         self.block_tt = torch.ones(b, length, dtype=torch.long, device=dev)
         src_pos = torch.arange(s, device=dev).expand(b, s)
         real = torch.cat([attention_mask.bool(), torch.ones_like(self.block_tt, dtype=torch.bool)], 1)
+        self.ids, self.tt, self.am = input_ids, tt, attention_mask
+        self.memory = None  # a copy head's memory of the source, when it does not change between passes
         if self.use_cache:
             self.cache = model.new_cache(b, s + length)
-            model.step(input_ids, src_pos, tt, masks.source_block(input_ids, attention_mask), self.cache)
+            hidden = model.step(input_ids, src_pos, tt, masks.source_block(input_ids, attention_mask), self.cache)
             self.cache.length = s
             self.mask = real[:, None, :].expand(b, length, s + length)  # the block sees source and block
+            if model.copy_head is not None:
+                self.memory = model.copy_memory(hidden, input_ids, tt, attention_mask)
         else:
-            self.ids, self.tt = input_ids, tt
             self.pos = torch.cat([src_pos, self.block_pos], 1)
             segment = torch.cat([torch.zeros_like(input_ids), self.block_tt], 1)
             fn = masks.source_block if source_block else masks.bidirectional
@@ -287,14 +290,23 @@ class DiffusionState:
 
     def logits(self, block: Tensor, start: int, end: int) -> Tensor:
         """One denoising pass. block: (B, length) current tokens, [MASK] where still masked.
-        Returns the logits (B, end - start, vocab) at block positions [start, end)."""
+        Returns the scores (B, end - start, vocab) at block positions [start, end): the logits,
+        or with a copy head the log-probabilities of its mixture (the copy attention reads the
+        source's final hidden states, recomputed with the source when use_cache is off)."""
+        memory = self.memory
         if self.use_cache:
             hidden = self.model.step(block, self.block_pos, self.block_tt, self.mask, self.cache)
         else:
             ids = torch.cat([self.ids, block], 1)
             tt = torch.cat([self.tt, self.block_tt], 1)
-            hidden = self.model.step(ids, self.pos, tt, self.mask, None)[:, self.source_len:]
-        return self.model.logits(hidden[:, start:end])
+            full = self.model.step(ids, self.pos, tt, self.mask, None)
+            hidden = full[:, self.source_len:]
+            if self.model.copy_head is not None:
+                memory = self.model.copy_memory(full[:, :self.source_len], self.ids, self.tt, self.am)
+        hidden = hidden[:, start:end]
+        if memory is None:
+            return self.model.logits(hidden)
+        return self.model.copy_head.log_probs(self.model.logits(hidden), hidden, *memory)
 
 
 def commit_schedule(length: int, steps: int) -> list[int]:

@@ -44,7 +44,8 @@ class NSPHead(nn.Module):
 
 
 class CopyHead(nn.Module):
-    """Pointer-generator copying (See et al. 2017) for the prefix scheme: the next token is drawn
+    """Pointer-generator copying (See et al. 2017) for the prefix scheme and masked diffusion, whose
+    source's hidden states do not depend on the target: a predicted token is drawn
     from the vocabulary head's distribution with probability g, else copied from the source by
     an attention of the predicting position over the source tokens' final hidden states:
     p(w) = g * softmax(logits)(w) + (1 - g) * sum of the attention at the source positions holding w.

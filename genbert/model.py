@@ -175,11 +175,9 @@ class GenBert(nn.Module):
         if shift_labels is None:
             shift_labels = self.config.mask_scheme != "bidirectional"
         if self.copy_head is not None:
-            if label_weights is not None:
-                raise ValueError("label_weights: not supported with copy_attention")
             out.loss, out.logits, out.loss_weight = self._copy_loss(hidden, input_ids, token_type_ids, attention_mask,
                                                                     labels, shift_labels, label_smoothing,
-                                                                    compute_logits)
+                                                                    compute_logits, label_weights)
         else:
             out.loss, out.logits, out.loss_weight = self._lm_loss(self.lm_head, hidden, labels, shift_labels,
                                                                   label_smoothing, compute_logits, label_weights)
@@ -195,7 +193,8 @@ class GenBert(nn.Module):
 
     def copy_memory(self, hidden: Tensor, input_ids: Tensor, token_type_ids: Optional[Tensor],
                     attention_mask: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
-        """The copy head's memory of a prefix-scheme forward: keys (B, T, hidden), ids (B, T) and
+        """The copy head's memory of a forward (prefix scheme, or the diffusion layout of the bidirectional
+        one): keys (B, T, hidden), ids (B, T) and
         the positions that may be copied (B, T) bool: the source (token type 0), neither padding
         (a 2-D attention_mask's 0, else [PAD]) nor a special token ([CLS], [SEP], [MASK], EOS)."""
         allowed = torch.ones_like(input_ids, dtype=torch.bool) if token_type_ids is None else token_type_ids == 0
@@ -206,8 +205,10 @@ class GenBert(nn.Module):
 
     def _copy_loss(self, hidden: Tensor, input_ids: Tensor, token_type_ids: Optional[Tensor],
                    attention_mask: Optional[Tensor], labels: Optional[Tensor], shift: bool, label_smoothing: float,
-                   compute_logits: bool) -> tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
-        """`_lm_loss` for a model with a copy head: the cross-entropy of the mixture's log p; the
+                   compute_logits: bool, label_weights: Optional[Tensor] = None
+                   ) -> tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+        """`_lm_loss` for a model with a copy head: the cross-entropy of the mixture's log p (with
+        `label_weights`, weighted and divided by the batch size, as `_weighted_lm_loss`); the
         returned logits are log p (B, T, vocab)."""
         memory = self.copy_memory(hidden, input_ids, token_type_ids, attention_mask)
         logits = None
@@ -215,11 +216,16 @@ class GenBert(nn.Module):
             logits = self.copy_head.log_probs(self.lm_head(hidden), hidden, *memory)
         if labels is None:
             return None, logits, None
+        batch = labels.shape[0]
+        if label_weights is not None and label_weights.shape != labels.shape:
+            raise ValueError(f"label_weights shape {tuple(label_weights.shape)} != labels shape {tuple(labels.shape)}")
         if shift:
             hidden, labels = hidden[:, :-1], labels[:, 1:]
+            label_weights = None if label_weights is None else label_weights[:, 1:]
         keep = labels != -100
         if logits is not None:
             logp, targets = (logits[:, :-1] if shift else logits)[keep], labels[keep]
+            weights = None if label_weights is None else label_weights[keep]
         else:  # only the labelled positions: each row's, first and in order, padded to the longest row's
             n = int(keep.sum(1).max())
             order = keep.int().argsort(dim=1, descending=True, stable=True)[:, :n]
@@ -227,8 +233,12 @@ class GenBert(nn.Module):
             valid = keep.gather(1, order)
             logp = self.copy_head.log_probs(self.lm_head(h), h, *memory)[valid]
             targets = labels.gather(1, order)[valid]
-        loss = F.cross_entropy(logp, targets, label_smoothing=label_smoothing)
-        return loss, logits, keep.sum().float()
+            weights = None if label_weights is None else label_weights.gather(1, order)[valid]
+        if weights is None:
+            return F.cross_entropy(logp, targets, label_smoothing=label_smoothing), logits, keep.sum().float()
+        ce = F.cross_entropy(logp, targets, reduction="none", label_smoothing=label_smoothing)
+        loss = (ce * weights.float()).sum() / batch
+        return loss, logits, torch.tensor(float(batch), device=loss.device)
 
     @staticmethod
     def _lm_loss(head: LMHead, hidden: Tensor, labels: Optional[Tensor], shift: bool,

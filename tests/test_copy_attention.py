@@ -1,4 +1,5 @@
-"""The pointer-generator copy head (config.copy_attention, heads.CopyHead) of the prefix scheme."""
+"""The pointer-generator copy head (config.copy_attention, heads.CopyHead) of the prefix scheme (diffusion's:
+tests/test_diffusion.py)."""
 import math
 
 import pytest
@@ -105,9 +106,16 @@ def test_copy_attention_is_a_prefix_scheme_head(tmp_path):
         m.save_pretrained(tmp_path / "hf", format="transformers")
 
 
-def test_recipe_flag_is_for_the_prefix_scheme():
+def test_recipe_flag_is_for_the_prefix_and_bidirectional_schemes():
     from genbert.recipes.common import UsageError
     from genbert.recipes.seq2seq import Seq2SeqRecipe
-    with pytest.raises(UsageError, match="--copy-attention"):
-        Seq2SeqRecipe(scheme="causal", copy_attention=True).check()
+    for scheme in ("causal", "encoder-decoder"):
+        with pytest.raises(UsageError, match="--copy-attention"):
+            Seq2SeqRecipe(scheme=scheme, copy_attention=True).check()
+    Seq2SeqRecipe(scheme="bidirectional", copy_attention=True).check()
+    # on by default where it applies; a stored run from before the flag keeps its own False
+    assert Seq2SeqRecipe(scheme="prefix").copying and Seq2SeqRecipe(scheme="bidirectional").copying
+    assert not Seq2SeqRecipe(scheme="causal").copying and not Seq2SeqRecipe(scheme="encoder-decoder").copying
+    assert not Seq2SeqRecipe(scheme="bidirectional", copy_attention=False).copying
+    assert Seq2SeqRecipe(scheme="bidirectional", copy_attention=True).model_spec("summarization").copy_attention
     assert Seq2SeqRecipe(copy_attention=True).model_spec("summarization").copy_attention

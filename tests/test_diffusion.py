@@ -516,3 +516,56 @@ def test_copy_bias_writes_source_tokens(kw):
         written = [t for t in row.tolist() if t not in (0, 2)]
         assert written and set(written) <= source
     assert any(not set(r.tolist()) <= set(ids[i].tolist()) for i, r in enumerate(plain))
+
+
+# ----------------------------------------------------------------------------- copy head
+
+def test_copy_head_weighted_loss_is_the_elbo_of_the_mixture():
+    """With a copy head the diffusion loss is the ELBO-weighted cross-entropy of the pointer-generator
+    mixture's log p (out.logits), by hand; the labelled-positions-only path gives the same."""
+    model = _model(copy_attention=True)
+    batch = [([5, 6, 7], [8, 6, 10]), ([11, 12], [12, 13, 14, 15]), ([16, 17], [])]
+    out_b, t = DiffusionCollator(IDS, max_target_length=5, generator=gen(1)).collate_with_times(batch)
+    assert (out_b["labels"] != IGNORE_INDEX).sum() >= 3
+    full = model(**out_b, label_smoothing=0.1)
+    torch.testing.assert_close(full.logits.exp().sum(-1), torch.ones(full.logits.shape[:2]))
+    plain = _model()  # the same weights without the head give other scores
+    plain.load_state_dict(model.state_dict(), strict=False)
+    assert not torch.allclose(plain(**out_b).logits.log_softmax(-1), full.logits, atol=1e-3)
+    hand = _hand_loss(full.logits, out_b["labels"], t, 5, 0.1)
+    torch.testing.assert_close(full.loss, hand, rtol=1e-5, atol=1e-6)
+    fast = model(**out_b, label_smoothing=0.1, compute_logits=False)
+    torch.testing.assert_close(fast.loss, hand, rtol=1e-5, atol=1e-6)
+    assert float(full.loss_weight) == 3 and float(fast.loss_weight) == 3
+    fast.loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.copy_head.parameters())
+
+
+@pytest.mark.parametrize("setting", ["confidence", "left-to-right", "remask", "blocks", "no-repeat", "copy"])
+@pytest.mark.parametrize("attention", ["source-block", "bidirectional"])
+def test_copy_head_sampler_cached_uncached_and_alone(setting, attention):
+    model = _model(copy_attention=True, diffusion_mask=attention)
+    lengths = (9, 6, 3)
+    ids, am = _source(lengths)
+    a = _gen(model, ids, am, **SETTINGS[setting])
+    assert torch.equal(a, _gen(model, ids, am, use_cache=False, **SETTINGS[setting]))
+    assert not (a == 3).any()
+    assert not torch.equal(a[0], a[1]) or not torch.equal(a[1], a[2])
+    for i, n in enumerate(lengths):
+        alone = _gen(model, ids[i:i + 1, :n], am[i:i + 1, :n], **SETTINGS[setting])
+        assert torch.equal(a[i, :alone.shape[1]], alone[0])
+
+
+def test_copy_head_sampler_scores_are_the_forward_mixture():
+    """The first pass's choice at every block position is the argmax of the forward's log p
+    over the all-[MASK] block laid out as the collator does."""
+    from genbert.generation import DiffusionState
+    model = _model(2, copy_attention=True)
+    ids, am = _source((7,))
+    state = DiffusionState(model, ids, am, None, 6, use_cache=True)
+    block = torch.full((1, 6), 3)
+    scores = state.logits(block, 0, 6)
+    full = torch.cat([ids, block], 1)
+    tt = torch.tensor([[0] * 7 + [1] * 6])
+    out = model(full, token_type_ids=tt, attention_mask=masks.source_block(full, torch.ones_like(full), tt))
+    torch.testing.assert_close(scores, out.logits[:, 7:], rtol=1e-4, atol=1e-5)

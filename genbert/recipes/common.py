@@ -451,7 +451,7 @@ class ModelSpec:
     task: str = "summarization"
     random_weights: bool = False  # keep the checkpoint's config and tokenizer, draw every weight anew
     diffusion_mask: str = "source-block"  # the bidirectional scheme's attention (config.DIFFUSION_MASKS)
-    copy_attention: bool = False  # a pointer-generator copy head (prefix scheme)
+    copy_attention: bool = False  # a pointer-generator copy head (prefix and bidirectional schemes)
 
 
 def resolve_init(init: str, flag: str = "--init") -> Optional[Path]:
