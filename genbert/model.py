@@ -165,6 +165,8 @@ class GenBert(nn.Module):
             return self._forward_seq2seq(input_ids, attention_mask, token_type_ids, labels,
                                          decoder_input_ids, decoder_attention_mask, label_smoothing,
                                          compute_logits)
+        if label_weights is not None and labels is not None and label_weights.shape != labels.shape:
+            raise ValueError(f"label_weights shape {tuple(label_weights.shape)} != labels shape {tuple(labels.shape)}")
         mask = self.build_mask(input_ids, attention_mask, token_type_ids)
         hidden = self.encoder(self.embeddings(input_ids, token_type_ids, position_ids), mask)
         out = GenBertOutput(hidden_states=hidden)
@@ -217,8 +219,6 @@ class GenBert(nn.Module):
         if labels is None:
             return None, logits, None
         batch = labels.shape[0]
-        if label_weights is not None and label_weights.shape != labels.shape:
-            raise ValueError(f"label_weights shape {tuple(label_weights.shape)} != labels shape {tuple(labels.shape)}")
         if shift:
             hidden, labels = hidden[:, :-1], labels[:, 1:]
             label_weights = None if label_weights is None else label_weights[:, 1:]
@@ -268,9 +268,8 @@ class GenBert(nn.Module):
     def _weighted_lm_loss(head: LMHead, hidden: Tensor, logits: Optional[Tensor], labels: Tensor,
                           weights: Tensor, shift: bool, label_smoothing: float) -> Tensor:
         """sum over labelled tokens of weight * CE, divided by the batch size B. hidden (B, T, H),
-        logits (B, T, V) or None (then only labelled positions are projected), labels and weights (B, T)."""
-        if weights.shape != labels.shape:
-            raise ValueError(f"label_weights shape {tuple(weights.shape)} != labels shape {tuple(labels.shape)}")
+        logits (B, T, V) or None (then only labelled positions are projected), labels and weights (B, T)
+        (`forward` checks their shapes)."""
         batch = labels.shape[0]
         if shift:
             hidden, labels, weights = hidden[:, :-1], labels[:, 1:], weights[:, 1:]

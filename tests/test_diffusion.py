@@ -199,6 +199,18 @@ def test_label_weights_only_for_encoder_only_models():
         model(ids, labels=ids, label_weights=torch.ones(1, 3))
 
 
+@pytest.mark.parametrize("copy_attention", [False, True])
+def test_label_weights_must_have_the_labels_shape(copy_attention):
+    model = _model(copy_attention=copy_attention)
+    ids = torch.tensor([[1, 5, 2, 3, 2]])
+    labels = torch.full_like(ids, -100)
+    labels[0, 3] = 6
+    for compute_logits in (True, False):
+        with pytest.raises(ValueError, match=r"label_weights shape \(1, 4\) != labels shape \(1, 5\)"):
+            model(ids, token_type_ids=torch.tensor([[0, 0, 0, 1, 1]]), labels=labels,
+                  label_weights=torch.ones(1, 4), compute_logits=compute_logits)
+
+
 # ----------------------------------------------------------------------------- sampler
 
 SETTINGS = {

@@ -68,11 +68,11 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
 
     train, val = data
     out = tmp_path / "run"
-    # one model (the prefix default trains a soup of two: test_soup_...)
+    # one model (the prefix and bidirectional defaults train a soup of two: test_soup_...)
     extra = ["--eval-each-epoch", "--objective", objective, "--soup", "1"] if scheme == "prefix" else []
     words = ["--no-repeat-word-ngram-size", "2", "--no-repeat-content-words"] if scheme == "causal" else []
     if scheme == "bidirectional":  # room to fit: the block shrinks to the longest target and its end token
-        extra = ["--max-target-length", "20"]
+        extra = ["--max-target-length", "20", "--soup", "1"]
     proc = run("--train", str(train), "--validation", str(val), "--output-dir", str(out), "--scheme", scheme,
                "--max-steps", "4", "--save-steps", "2", *TINY, *extra, *words)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -106,7 +106,9 @@ def test_end_to_end_tiny_run(tmp_path, data, scheme, objective):
         targets = [json.loads(x)["target"] for x in train.read_text().splitlines()]
         block = min(20, max(len(tok.encode(t, add_special_tokens=False)) for t in targets if t) + 1)
         assert block < 20 and f"note: diffusion block of {block} tokens" in proc.stdout
-        assert settings["steps"] == -(-block // 2)
+        assert settings["steps"] == -(-block // 4)  # a quarter of the block, the default
+        stored = json.loads((out / "run_config.json").read_text())  # defaults stored resolved, for --resume
+        assert (stored["steps"], stored["soup"], stored["copy_attention"]) == (settings["steps"], 1, True)
     assert settings["scheme"] == scheme and settings["objective"] == objective and settings["max_new_tokens"] == block
     if scheme != "bidirectional":  # summarization: no word twice, no content word twice (unless asked otherwise)
         assert (settings["no_repeat_word_ngram_size"], settings["no_repeat_content_words"]) == (
@@ -224,13 +226,20 @@ def test_soup_default_follows_the_scheme_and_old_runs_resume_as_one_model():
     recipe = script.Seq2SeqRecipe()
     assert recipe.soup is None and recipe.soup_size == 2  # the prefix scheme's default
     assert [script.Seq2SeqRecipe(scheme=s).soup_size for s in ("causal", "encoder-decoder", "bidirectional")] \
-        == [1, 1, 1]
+        == [1, 1, 2]
     assert script.Seq2SeqRecipe(scheme="causal", soup=3).soup_size == 3
     # a run stored before --soup existed trained one model: resuming it must not start a soup
     assert script.Seq2SeqRecipe.resolve({}, {"scheme": "prefix"}).soup_size == 1
     assert script.Seq2SeqRecipe.resolve({"soup": 2}, {"scheme": "prefix"}).soup_size == 2
     assert script.Seq2SeqRecipe.resolve({}).soup_size == 2
     assert script.Seq2SeqRecipe.resolve_defaults({"scheme": "prefix"})["soup"] == 2
+    # a run stores these resolved, so a later change of a default does not change what resuming it does
+    stored = script.Seq2SeqRecipe.resolve_defaults({"scheme": "bidirectional", "max_target_length": 16})
+    assert (stored["soup"], stored["steps"], stored["copy_attention"]) == (2, 4, True)
+    assert script.Seq2SeqRecipe.resolve_defaults({"scheme": "prefix", "max_target_length": 16})["steps"] is None
+    old = script.Seq2SeqRecipe.resolve({}, {"scheme": "bidirectional", "max_target_length": 16, "steps": 8,
+                                            "soup": 1})
+    assert (old.diffusion_steps, old.soup_size) == (8, 1)
     assert COMPARISON_DEFAULTS["soup"] == 1  # the comparison trains one model per way and seed
 
 
@@ -336,7 +345,7 @@ def test_bench_diffusion_searches_a_trained_diffusion_model(tmp_path, data):
     train, val = data
     out = tmp_path / "run"
     proc = run("--train", str(train), "--validation", str(val), "--output-dir", str(out), "--scheme",
-               "bidirectional", "--max-steps", "2", "--save-steps", "0", *TINY)
+               "bidirectional", "--max-steps", "2", "--save-steps", "0", "--soup", "1", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     report = tmp_path / "search"

@@ -408,9 +408,11 @@ def read_run_config(output_dir: Path) -> Optional[dict[str, Any]]:
     return d if isinstance(d, dict) else None
 
 
-def write_run_config(output_dir: Path, recipe: Any) -> None:
+def write_run_config(output_dir: Path, recipe: Any,
+                     resolve: Callable[[dict[str, Any]], dict[str, Any]] = lambda d: d) -> None:
+    """The recipe, for --resume; ``resolve`` fills in the defaults that a later version may change."""
     from ..io import write_json
-    write_json(Path(output_dir) / RUN_CONFIG, recipe_dict(recipe))
+    write_json(Path(output_dir) / RUN_CONFIG, resolve(recipe_dict(recipe)))
 
 
 def timestamped(path: Path) -> Path:
