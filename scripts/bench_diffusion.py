@@ -88,6 +88,7 @@ def main(argv=None) -> int:
     from genbert.data.datasets import load_named
     from genbert.io import write_json, write_text
     from genbert.recipes.common import machine_description
+    from genbert.recipes.compare import passes_per_token
 
     records = load_named(a.dataset, a.split)[:a.limit]
     sources, refs = [r["source"] for r in records], [r["target"] for r in records]
@@ -111,7 +112,8 @@ def main(argv=None) -> int:
                                  "repeats": repeats,
                                  "block_length": block or None, "rougeL": scores["rougeL"],
                                  "rouge1": scores["rouge1"], "rouge2": scores["rouge2"], "decode_s": seconds,
-                                 "tokens_per_example": tokens, "passes_per_token": steps / tokens})
+                                 "tokens_per_example": tokens,
+                                 "passes_per_token": passes_per_token({"steps": steps}, tokens)})
                     print(json.dumps(rows[-1]), flush=True)
     if a.reference:
         ref = TextGenerator.from_pretrained(a.reference, device="cpu")
@@ -121,7 +123,7 @@ def main(argv=None) -> int:
         rows.append({"model": "reference", "settings": {k: ref.settings.get(k) for k in (
             "scheme", "objective", "num_beams", "no_repeat_ngram_size", "length_penalty")},
             "rougeL": scores["rougeL"], "rouge1": scores["rouge1"], "rouge2": scores["rouge2"], "decode_s": seconds,
-            "tokens_per_example": tokens, "passes_per_token": 1.0 + 1.0 / tokens, "beams": beams})
+            "tokens_per_example": tokens, "passes_per_token": passes_per_token({}, tokens), "beams": beams})
         print(json.dumps(rows[-1]), flush=True)
     a.output.parent.mkdir(parents=True, exist_ok=True)
     command = "python scripts/bench_diffusion.py " + shlex.join(argv if argv is not None else sys.argv[1:])

@@ -357,6 +357,9 @@ def test_bench_diffusion_searches_a_trained_diffusion_model(tmp_path, data):
     assert len(rows) == 2 * 2 * 3
     assert {r["repeats"] for r in rows} == {"none", "collapse", "collapse+no-repeat"}
     assert all(0 <= r["rougeL"] <= 100 and r["passes_per_token"] > 0 for r in rows)
+    # one definition of the cost: the source pass, then one pass per denoising step
+    assert all(r["passes_per_token"] == pytest.approx((1 + r["steps"]) / r["tokens_per_example"]) for r in rows
+               if r["model"] == "diffusion")
     assert "| repeats |" in report.with_suffix(".md").read_text()
     assert (tmp_path / "search_unmasking.png").stat().st_size > 1000 and report.with_suffix(".png").is_file()
 
