@@ -61,6 +61,23 @@ def test_transfer_topics_resume_and_report(tmp_path):
     assert "## The same articles, with and without their topic in training" in (out / "transfer.md").read_text()
     p = _run(*args, "--topics", "tech", "--seen-model", tmp_path / "nothing", cwd=tmp_path)
     assert p.returncode == 2 and "--seen-model" in p.stderr and "Traceback" not in p.stderr
+    # --decoding stored: no search, the model's stored decoding; never mixed with searched results
+    p = _run(*args, "--topics", "tech", "--decoding", "stored", cwd=tmp_path)
+    assert p.returncode == 2 and str(result) in p.stderr and "--decoding" in p.stderr and "Traceback" not in p.stderr
+    p = _run(*args, "--topics", "tech", "--decoding", "stored", "--results-dir", tmp_path / "stored", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "done before" not in p.stdout and "reusing the finished training run" in p.stdout
+    rec = json.loads((tmp_path / "stored" / "tech" / result.name).read_text())
+    assert rec["decoding_choice"] == "stored" and len(rec["search"]) == 1
+    from genbert.data.datasets import load_named
+    from genbert.textgen import TextGenerator
+    gen = TextGenerator.from_pretrained(seen_model)
+    assert rec["decoding"]["num_beams"] == gen.settings["num_beams"]
+    sources = [r["source"] for r in load_named("bbc-headlines-heldout-tech", "test")[:4]]
+    assert rec["test"]["predictions"] == gen.generate(sources)  # exactly what the model writes by default
+    report = json.loads((out / "transfer.json").read_text())
+    assert report["decoding_choice"] == "stored" and [r["topic"] for r in report["rows"]] == ["tech"]
+    assert "the decoding the trained model stores" in (out / "transfer.md").read_text()
     # bad input: one line, status 2
     p = _run("--topics", "weather", cwd=tmp_path)
     assert p.returncode == 2 and "--topics" in p.stderr and "Traceback" not in p.stderr

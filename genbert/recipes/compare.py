@@ -166,6 +166,16 @@ def copy_grid(task: str, settings: dict[str, Any], stored: float) -> list[dict[s
     return [{**settings, "copy_bias": b} for b in COPY_GRID if b != stored]
 
 
+DECODINGS = ("search", "stored")  # how run_way decodes: chosen on validation, or as the model stores it
+NOT_DECODING = ("max_source_length", "max_target_length", "max_new_tokens", "scheme", "objective")
+
+
+def stored_decoding(stored: dict[str, Any], today: dict[str, Any]) -> dict[str, Any]:
+    """The decoding a model stores (its generation settings, `stored`), limited to the keys its
+    recipe decodes with today (`today`, Seq2SeqRecipe.generation_settings) and left unset where None."""
+    return {k: stored.get(k, v) for k, v in today.items() if k not in NOT_DECODING and stored.get(k, v) is not None}
+
+
 def passes_per_token(settings: dict[str, Any], tokens_per_example: float) -> float:
     """Forward passes of the model per generated token: one over the source, then one per token
     (autoregressive, cached; a beam's rows share a pass), or one per denoising step (diffusion)."""
@@ -233,9 +243,11 @@ def trained_run(out: Path, recipe: S.Seq2SeqRecipe) -> Optional[dict[str, Any]]:
 
 
 def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: Optional[str], progress: bool,
-            log: Callable[[str], None], warm: Optional[Path] = None) -> dict[str, Any]:
-    """Train one way (one seed) through the seq2seq recipe, choose its decoding on validation,
-    score validation and test with it, and measure its costs; its result record."""
+            log: Callable[[str], None], warm: Optional[Path] = None, decoding: str = "search") -> dict[str, Any]:
+    """Train one way (one seed) through the seq2seq recipe, choose its decoding on validation
+    (``decoding="search"``) or take the one the trained model stores (``"stored"``: the recipe's
+    default, no choice made on these articles), score validation and test with it, and measure its
+    costs; its result record."""
     from ..data.datasets import load_named
     from ..textgen import TextGenerator
     overrides = dict(way.overrides)
@@ -280,10 +292,13 @@ def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: 
             best = (settings, v)
     stored = today["copy_bias"]
     prior = {"copy_bias": stored} if task == "summarization" else {}
-    for settings in decode_grid(recipe, gen.settings.get("max_new_tokens"), task):
-        trial({**settings, **prior})
-    for settings in copy_grid(task, best[0], stored):
-        trial(settings)
+    if decoding == "stored":
+        trial(stored_decoding(gen.settings, today))
+    else:
+        for settings in decode_grid(recipe, gen.settings.get("max_new_tokens"), task):
+            trial({**settings, **prior})
+        for settings in copy_grid(task, best[0], stored):
+            trial(settings)
     settings, validation = best
     tested = evaluate_split(gen, test, task, recipe.eval_batch_size, settings) if test else None
     tokens = validation["decode"]["tokens"] / max(validation["decode"]["examples"], 1)
@@ -298,7 +313,7 @@ def run_way(way: Way, base: S.Seq2SeqRecipe, seed: int, work_dir: Path, device: 
             "mlm_warmup_steps": base.mlm_warmup_steps if (warm is not None or recipe.mlm_warmup_steps) else 0,
             "warmup_s": round(r["warmup_s"], 2), "train_s": train["elapsed_s"], "train_steps": train["steps"],
             "train_loss": train["final_loss"], "train_tokens_per_s": train["tokens_per_s"],
-            "decoding": settings, "search": search,
+            "decoding": settings, "decoding_choice": decoding, "search": search,
             "validation": _split_record(task, validation),
             "test": None if tested is None else _split_record(task, tested),
             "baselines": {"validation": validation["baselines"], "test": tested and tested["baselines"]},
@@ -326,10 +341,12 @@ def _baseline_items(task: str, validation: Sequence[dict], test: Sequence[dict])
 
 def run_comparison(base: S.Seq2SeqRecipe, ways: Sequence[Way], seeds: Sequence[int], results_dir: Path,
                    work_dir: Path, device: Optional[str] = None, progress: bool = False,
-                   log: Callable[[str], None] = C.say, command: Optional[str] = None) -> list[dict[str, Any]]:
+                   log: Callable[[str], None] = C.say, command: Optional[str] = None,
+                   decoding: str = "search") -> list[dict[str, Any]]:
     """Every (way, seed) result, training those not yet in ``results_dir`` (each written as soon as
     it is finished, so an interrupted comparison resumes at the first missing one). Each result
-    keeps the base recipe (its task's budget) and the command that made it."""
+    keeps the base recipe (its task's budget) and the command that made it. `decoding`: see run_way;
+    a result stored with the other choice is an error, never mixed in."""
     from ..io import write_json
     task = task_of(base)
     results = []
@@ -337,11 +354,15 @@ def run_comparison(base: S.Seq2SeqRecipe, ways: Sequence[Way], seeds: Sequence[i
         for seed in seeds:
             path = result_path(results_dir, task, way.name, seed)
             if path.is_file():
+                done = json.loads(path.read_text(encoding="utf-8"))
+                if done.get("decoding_choice", "search") != decoding:
+                    raise UsageError(f"{path} was decoded with --decoding {done.get('decoding_choice', 'search')}, "
+                                     f"not {decoding}; choose another --results-dir")
                 log(f"[{way.name}] seed {seed}: done before ({path})")
-                results.append(json.loads(path.read_text(encoding="utf-8")))
+                results.append(done)
                 continue
             warm = shared_warmup(base, work_dir, device, progress, log) if uses_shared_warmup(way, base) else None
-            rec = {**run_way(way, base, seed, work_dir, device, progress, log, warm),
+            rec = {**run_way(way, base, seed, work_dir, device, progress, log, warm, decoding),
                    "budget": C.recipe_dict(base), "command": command}
             write_json(path, rec)
             key = "rougeL" if task == "summarization" else "bleu"
